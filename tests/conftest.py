@@ -1,0 +1,44 @@
+"""Shared fixtures: composing the real Hydra configs, shrunk for fast tests."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from rdx.cli import CONFIG_DIR
+
+os.environ.setdefault("WANDB_SILENT", "true")
+
+# A training run small enough for tests: 1 epoch on 1024 images, 8 steps, checkpoints every 2 steps.
+TINY_TRAINING = [
+    "training.data.max_train_images=1024",
+    "training.trainer.max_epochs=1",
+    "training.trainer.enable_progress_bar=false",
+    "training.checkpoints.dense_every_n_steps=2",
+    "training.checkpoints.dense_until_step=6",
+]
+
+
+def tiny_compare_overrides(checkpoints: str) -> list[str]:
+    """Overrides that shrink `experiment=mnist_835` to seconds: tiny training, 30 images per digit."""
+    overrides = ["experiment=mnist_835", f"paths.checkpoints={checkpoints}", "dataset.n_per_class=30"]
+    for side in ("model_a", "model_b"):
+        overrides += [f"{side}.{o}" for o in TINY_TRAINING]
+        overrides += [f"{side}.select.min_acc=null", f"{side}.select.max_acc=null"]
+    # the tiny run's least accurate checkpoint as model A, so that A and B really differ
+    overrides += ["model_a.select.target=0.0", "features.progress=false", "logger=disabled"]
+    return overrides
+
+
+def compose_config(name: str, overrides: list[str] | None = None) -> DictConfig:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name=name, overrides=overrides or [])
+
+
+@pytest.fixture(scope="session")
+def checkpoint_root(tmp_path_factory) -> str:
+    """One checkpoint folder for the whole session, so the tiny training runs once."""
+    return str(tmp_path_factory.mktemp("checkpoints"))

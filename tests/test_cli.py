@@ -1,0 +1,123 @@
+"""The Hydra configs and entry points: every config composes; train + compare run end to end, tiny."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from rdx.cli import CONFIG_DIR
+from rdx.compare import run_compare
+from rdx.training.checkpoints import read_index
+from rdx.training.train import ensure_trained
+from tests.conftest import TINY_TRAINING, compose_config, tiny_compare_overrides
+
+CONF = Path(CONFIG_DIR)
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", ["paths", "pair", "dataset", "method", "logger", "experiment"])
+def test_every_compare_config_composes(group):
+    options = group_options(group)
+    assert options, f"conf/{group} is empty"
+    for option in options:
+        cfg = compose_config("compare", [f"{group}={option}"])
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        assert resolved["model_a"]["layer"] and resolved["method"]["name"]
+
+
+@pytest.mark.parametrize("option", group_options("training"))
+def test_every_training_config_composes(option):
+    cfg = compose_config("train", [f"training={option}"])
+    training = OmegaConf.to_container(cfg.training, resolve=True)
+    assert training["trainer"]["max_epochs"] >= 1
+
+
+def test_model_configs_compose_in_both_slots():
+    for model in group_options("model"):
+        cfg = compose_config("compare", [f"model@model_a={model}", f"model@model_b={model}"])
+        assert cfg.model_a.name == cfg.model_b.name
+
+
+def test_paper_defaults_in_the_main_experiment():
+    cfg = compose_config("compare", ["experiment=mnist_835"])
+    params = cfg.method.params
+    assert (params.n_concepts, params.gamma, params.beta, params.null_cluster) == (3, 0.05, 5.0, True)
+    assert params.grid_size == 9 and params.grid_strategy == "maximize_total_neighborhood_affinity"
+    assert list(cfg.dataset.classes) == [3, 5, 8] and cfg.dataset.n_per_class == 500
+    assert cfg.model_a.select.target == 0.94 and cfg.model_b.select.strategy == "final"
+    assert cfg.logger.mode == "offline"
+
+
+def test_unknown_key_is_rejected_clearly():
+    with pytest.raises(Exception, match="not_a_key"):
+        compose_config("compare", ["method.params.not_a_key=1"])
+
+
+def test_train_then_compare_smoke(tmp_path, checkpoint_root):
+    train_cfg = compose_config("train", [f"paths.checkpoints={checkpoint_root}", *TINY_TRAINING])
+    run_dir = ensure_trained(OmegaConf.to_container(train_cfg.training, resolve=True), Path(checkpoint_root))
+    rows = read_index(run_dir)
+    assert [r["step"] for r in rows if r["kind"] == "dense"] == [2, 4, 6]
+
+    cfg = compose_config("compare", tiny_compare_overrides(checkpoint_root))
+    results = run_compare(cfg, tmp_path)
+    # both models come from the run trained above, not a second training
+    assert {results["models"][s]["training_run"] for s in "AB"} == {str(run_dir)}
+    assert results["dataset"]["n_images"] == 90
+    assert results["features"] == {"A": {"dim": 64}, "B": {"dim": 64}}
+    for side in "AB":
+        assert len(results["explanation"]["sides"][side]["concepts"]) == 3
+    assert len(results["concepts"]) == 6
+    written = json.loads((tmp_path / "results.json").read_text())
+    assert written["concepts"] == results["concepts"]
+    for path in results["figures"].values():
+        assert Path(path).is_file() and Path(path).stat().st_size > 0
+    assert len(list((tmp_path / "grids").glob("*.png"))) == 6
+    assert not (tmp_path / "wandb").exists()  # logger=disabled writes nothing
+
+
+def test_missing_checkpoint_is_a_clear_error_and_writes_no_results(tmp_path, checkpoint_root):
+    missing = tmp_path / "nope.ckpt"
+    cfg = compose_config(
+        "compare", [*tiny_compare_overrides(checkpoint_root), f"model_a.checkpoint={missing}"]
+    )
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        run_compare(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_too_few_images_for_the_clusters_is_a_clear_error(tmp_path, checkpoint_root):
+    cfg = compose_config("compare", [*tiny_compare_overrides(checkpoint_root), "dataset.n_per_class=1"])
+    with pytest.raises(ValueError, match="at least 5 images"):
+        run_compare(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_rdx_compare_command_with_wandb_offline(tmp_path, checkpoint_root):
+    """The installed console script, as a user runs it, with the offline W&B logger."""
+    overrides = [o for o in tiny_compare_overrides(checkpoint_root) if not o.startswith("logger=")]
+    command = [
+        str(Path(sys.executable).with_name("rdx-compare")),
+        *overrides,
+        "logger=wandb_offline",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "results:" in done.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    wandb_dir = Path(results["wandb_run_dir"])
+    assert wandb_dir.is_dir() and tmp_path in wandb_dir.parents
+    media = list(wandb_dir.rglob("media/images/*.png"))
+    tables = list(wandb_dir.rglob("media/table/*.json")) + list(wandb_dir.rglob("*concepts*.table.json"))
+    assert len(media) >= 6 and tables
