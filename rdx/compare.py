@@ -111,6 +111,31 @@ def concept_rows(explanation: Explanation, labels: np.ndarray) -> list[dict[str,
     return rows
 
 
+def describe(model: LoadedModel) -> str:
+    accuracy = model.info.get("val_acc")
+    return model.name if accuracy is None else f"{model.name} ({100 * accuracy:.1f} % val)"
+
+
+def grid_composition_summary(rows: list[dict[str, Any]], dominated_at: float = 2 / 3) -> dict[str, Any]:
+    """How label-pure each side's grids are: the check the paper's MNIST figures invite.
+
+    A grid is "dominated by one label" when its majority label fills at least ``dominated_at`` of it,
+    and "mixes labels" when it shows more than one label. Reported, never used to tune the method.
+    """
+    summary: dict[str, Any] = {"dominated_at": dominated_at}
+    for side in ("A", "B"):
+        side_rows = [row for row in rows if row["side"] == side]
+        summary[side] = {
+            "grids": len(side_rows),
+            "dominated_by_one_label": sum(row["grid_majority_fraction"] >= dominated_at for row in side_rows),
+            "mixing_labels": sum(row["grid_n_labels"] > 1 for row in side_rows),
+            "mean_majority_fraction": float(np.mean([row["grid_majority_fraction"] for row in side_rows]))
+            if side_rows
+            else None,
+        }
+    return summary
+
+
 def run_compare(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Run one comparison and write results.json, figures and the W&B run into ``output_dir``.
 
@@ -169,10 +194,15 @@ def run_compare(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         },
         "explanation": explanation.to_dict(image_set.labels),
         "concepts": rows,
+        "grid_composition": grid_composition_summary(rows),
     }
 
     start = time.perf_counter()
-    figures_written = write_figures(explanation, image_set, features, names, output_dir, cfg.figures.grid_scale)
+    pair = f"{describe(models['A'])} vs {describe(models['B'])}"
+    title = f"{explanation.method.upper()}: {pair} · {cfg.dataset.name}, N={len(image_set.labels)}"
+    figures_written = write_figures(
+        explanation, image_set, features, names, output_dir, cfg.figures.grid_scale, title
+    )
     timings["figures_s"] = time.perf_counter() - start
     results["figures"] = {key: str(path) for key, path in figures_written.items()}
     results["timings"] = timings
@@ -192,6 +222,7 @@ def write_figures(
     names: dict[str, str],
     output_dir: Path,
     grid_scale: int,
+    title: str,
 ) -> dict[str, Path]:
     """Concept grids (one PNG each), the summary figure and the PCA scatter, into ``output_dir``."""
     written: dict[str, Path] = {}
@@ -203,7 +234,7 @@ def write_figures(
         "A": f"{names['A']} groups, {names['B']} separates (01)",
         "B": f"{names['B']} groups, {names['A']} separates (10)",
     }
-    figure = summary_figure(explanation, image_set.images, image_set.labels, side_titles, title=explanation.method)
+    figure = summary_figure(explanation, image_set.images, image_set.labels, side_titles, title=title)
     written["summary"] = output_dir / "summary.png"
     save_figure(figure, written["summary"])
     scatter = pca_scatter(
@@ -264,5 +295,9 @@ def log_to_wandb(
             ["side", "direction", "concept", "size", "mean_affinity", "grid_labels", "grid"],
             table_rows,
         )
-        run.update_summary({"n_images": results["dataset"]["n_images"]})
+        summary = {"n_images": results["dataset"]["n_images"]}
+        for side in ("A", "B"):
+            for key, value in results["grid_composition"][side].items():
+                summary[f"grids_{side}/{key}"] = value
+        run.update_summary(summary)
         return run.run_dir

@@ -77,6 +77,11 @@ def test_train_then_compare_smoke(tmp_path, checkpoint_root):
     for side in "AB":
         assert len(results["explanation"]["sides"][side]["concepts"]) == 3
     assert len(results["concepts"]) == 6
+    composition = results["grid_composition"]
+    assert composition["A"]["grids"] == composition["B"]["grids"] == 3
+    for row in results["concepts"]:
+        assert sum(row["grid_label_counts"].values()) == 9
+        assert set(row["grid_label_counts"]) <= {"3", "5", "8"}
     written = json.loads((tmp_path / "results.json").read_text())
     assert written["concepts"] == results["concepts"]
     for path in results["figures"].values():

