@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rdx.data.mnist import images_to_tensor, load_mnist, select_per_class
 from rdx.methods import Explanation, build_method
+from rdx.metrics import explanation_scores
 from rdx.models.features import extract_features
 from rdx.sinks.files import save_figure, save_png, write_json_atomic
 from rdx.sinks.wandb_logger import RunLogger
@@ -173,8 +174,12 @@ def run_compare(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
     start = time.perf_counter()
     method = build_method(cfg.method.name, **OmegaConf.to_container(cfg.method.params, resolve=True))
-    explanation: Explanation = method.fit(features["A"], features["B"]).explanation_
+    explanation: Explanation = method.fit(features["A"], features["B"], y=image_set.labels).explanation_
     timings["method_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    scores = explanation_scores(explanation, features["A"], features["B"])
+    timings["metrics_s"] = time.perf_counter() - start
 
     rows = concept_rows(explanation, image_set.labels)
     names = {side: models[side].name for side in ("A", "B")}
@@ -193,6 +198,7 @@ def run_compare(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             "B": f"direction 10: what {names['B']} groups together that {names['A']} separates",
         },
         "explanation": explanation.to_dict(image_set.labels),
+        "metrics": scores,
         "concepts": rows,
         "grid_composition": grid_composition_summary(rows),
     }
@@ -259,6 +265,13 @@ def log_to_wandb(
     for side, info in results["models"].items():
         if "val_acc" in info:
             metrics[f"model_{side}/val_acc"] = info["val_acc"]
+    for distance, distance_scores in results["metrics"].items():
+        for metric in ("bsr", "tsd", "eq"):
+            for side, value in distance_scores[metric].items():
+                metrics[f"{metric}_{distance}/{side}"] = value
+    for direction, alignment in results["explanation"]["info"].get("alignment", {}).items():
+        for key in ("initial_heldout_cka", "heldout_cka", "train_cka"):
+            metrics[f"alignment_{direction}/{key}"] = alignment[key]
     for row in rows:
         prefix = f"concept/{row['side']}{row['concept']}"
         metrics[f"{prefix}/size"] = row["size"]

@@ -126,3 +126,18 @@ def test_rdx_compare_command_with_wandb_offline(tmp_path, checkpoint_root):
     media = list(wandb_dir.rglob("media/images/*.png"))
     tables = list(wandb_dir.rglob("media/table/*.json")) + list(wandb_dir.rglob("*concepts*.table.json"))
     assert len(media) >= 6 and tables
+
+
+@pytest.mark.parametrize("method", group_options("method"))
+def test_every_method_preset_runs_through_compare(tmp_path, checkpoint_root, method):
+    cfg = compose_config("compare", [*tiny_compare_overrides(checkpoint_root), f"method={method}"])
+    results = run_compare(cfg, tmp_path)
+    assert results["explanation"]["info"]["no_difference"] is False
+    for side in "AB":
+        concepts = results["explanation"]["sides"][side]["concepts"]
+        assert len(concepts) == 3 and all(1 <= len(c["grid"]) <= 9 for c in concepts)
+    for distance in ("silb", "mned", "lsed"):
+        assert 0.0 <= results["metrics"][distance]["bsr"]["mean"] <= 1.0
+    if cfg.method.params.align:
+        for alignment in results["explanation"]["info"]["alignment"].values():
+            assert alignment["heldout_cka"] >= alignment["initial_heldout_cka"]

@@ -5,9 +5,9 @@ import pytest
 from scipy.spatial.distance import cdist
 
 from rdx.methods import RDX, build_method
+from rdx.methods.grids import maximize_total_neighborhood_affinity
 from rdx.methods.rdx import (
     affinity_from_difference,
-    grid_max_neighbourhood_affinity,
     locally_biased_difference,
     neighbour_ranks,
     order_clusters,
@@ -101,15 +101,18 @@ def test_order_clusters_ascending_mean_affinity():
 def test_grid_picks_densest_neighbourhood_anchor_first():
     rng = np.random.default_rng(4)
     X = rng.normal(size=(30, 2))
-    E = pairwise_distances(X)
+    X[10:19] = X[10] + rng.normal(scale=1e-3, size=(9, 2))
     affinity = np.ones((30, 30))
     affinity[np.ix_(range(10, 19), range(10, 19))] = 5.0  # a block the grid must pick
-    X[10:19] = X[10] + rng.normal(scale=1e-3, size=(9, 2))
-    E = pairwise_distances(X)
-    grid = grid_max_neighbourhood_affinity(np.arange(30), E, affinity, grid_size=9)
+
+    def block(rows, cols):
+        return affinity[np.ix_(rows, cols)]
+
+    grid = maximize_total_neighborhood_affinity(np.arange(30), X, block, grid_size=9)
     assert sorted(grid.tolist()) == list(range(10, 19))
+    E = pairwise_distances(X)
     assert np.all(np.diff(E[grid[0], grid]) >= 0)  # anchor first, then by distance
-    small = grid_max_neighbourhood_affinity(np.array([3, 7]), E, affinity, grid_size=9)
+    small = maximize_total_neighborhood_affinity(np.array([3, 7]), X, block, grid_size=9)
     assert len(small) == 2
 
 

@@ -37,6 +37,20 @@ def main(cfg: DictConfig) -> None:
             row["mean_affinity"],
             row["grid_label_counts"],
         )
+    for distance, scores in results["metrics"].items():
+        bsr = scores["bsr"]
+        log.info(
+            "BSR (%s): side A %.3f, side B %.3f, mean %.3f", distance.upper(), bsr["A"], bsr["B"], bsr["mean"]
+        )
+    for direction, alignment in results["explanation"]["info"].get("alignment", {}).items():
+        log.info(
+            "alignment %s: held-out CKA %.4f -> %.4f (train %.4f), kept step %d",
+            direction,
+            alignment["initial_heldout_cka"],
+            alignment["heldout_cka"],
+            alignment["train_cka"],
+            alignment["kept_step"],
+        )
     print(f"results:  {output_dir / 'results.json'}")
     print(f"summary:  {results['figures']['summary']}")
     print(f"scatter:  {results['figures']['pca_scatter']}")
