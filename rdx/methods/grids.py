@@ -50,7 +50,10 @@ def maximize_total_neighborhood_affinity(
     np.fill_diagonal(local, -np.inf)  # anchor first, even among duplicate points
     neighbourhoods = np.argsort(local, axis=1, kind="stable")[:, :size]  # (m, size) local indices
     local_affinity = affinity_block(members, members)
-    blocks = local_affinity[neighbourhoods[:, :, None], neighbourhoods[:, None, :]]  # (m, size, size)
+    # Sum each block in index order, so anchors with the same neighbourhood score exactly the same and
+    # the first of them wins (summing in anchor order would let rounding pick).
+    in_index_order = np.sort(neighbourhoods, axis=1)
+    blocks = local_affinity[in_index_order[:, :, None], in_index_order[:, None, :]]  # (m, size, size)
     scores = blocks.sum(axis=(1, 2))
     return members[neighbourhoods[int(np.argmax(scores))]]  # first maximum: deterministic
 

@@ -39,9 +39,14 @@ def row_blocks(n_rows: int, n_cols: int, bytes_per_entry: int, block_bytes: int)
 
 
 def _centred(X: np.ndarray, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    features = torch.as_tensor(np.asarray(X), device=device).to(dtype)
-    # Centring keeps |x|^2 + |y|^2 - 2 x.y well conditioned (distances are translation invariant).
-    features = features - features.mean(dim=0, keepdim=True)
+    """Features shifted by their column means rounded to integers, and their squared norms.
+
+    The shift keeps |x|^2 + |y|^2 - 2 x.y well conditioned for data far from the origin (distances are
+    translation invariant); rounding it keeps exact data exact, so exactly tied distances (integer or
+    quantised features) stay tied and are broken by index.
+    """
+    features = torch.tensor(np.array(X, copy=True), device=device).to(dtype)
+    features -= torch.round(features.mean(dim=0, keepdim=True))
     return features, (features * features).sum(dim=1)
 
 

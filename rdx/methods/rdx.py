@@ -58,6 +58,7 @@ DIRECTION_TO_SIDE = {"10": "B", "01": "A"}
 DIFFERENCES = ("locally_biased", "standard")
 CLUSTERINGS = ("spectral", "pagerank", "eig_centrality")
 GUIDANCE = (None, "labels", "probe")
+MAX_EXPONENT = 80.0  # largest |beta * D| accepted: e^80 ~ 5.5e34 still fits float32
 
 
 # ------------------------------------------------------------------------------------------------
@@ -232,15 +233,17 @@ def spectral_labels(
     graph *= scale[:, None]
     graph *= scale[None, :]
     n = graph.shape[0]
-    rng = np.random.default_rng(random_state)
-    start = rng.uniform(-1, 1, n).astype(graph.dtype)
+    # One generator for the Lanczos start vector and k-means, drawn in that order (as scikit-learn's
+    # spectral_clustering does), so the labels equal scikit-learn's for the same random_state.
+    generator = np.random.RandomState(random_state)
+    start = generator.uniform(-1, 1, n).astype(graph.dtype)
     if n_clusters >= n - 1:
         _, vectors = np.linalg.eigh(graph.astype(np.float64))
         vectors = vectors[:, -n_clusters:]
     else:
         _, vectors = eigsh(graph, k=n_clusters, which="LA", v0=start, ncv=min(n, max(2 * n_clusters + 1, 20)))
     embedding = vectors.astype(np.float64) * np.sqrt(1.0 / degree)[:, None]
-    _, labels, _ = k_means(embedding, n_clusters, random_state=random_state, n_init=10)
+    _, labels, _ = k_means(embedding, n_clusters, random_state=generator, n_init=10)
     return labels.astype(np.int64)
 
 
@@ -298,28 +301,36 @@ def centrality_clusters(
 
 
 def order_clusters(
-    affinity: np.ndarray | AffinityBlock, labels: np.ndarray, keep_zero_first: bool = False
+    affinity: np.ndarray | AffinityBlock, labels: np.ndarray, zero_is_rest: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Relabel clusters by ascending mean within-cluster affinity m_c = mean(Aff[c][:, c]).
 
     Uses the unsymmetrised affinity (a matrix or an accessor ``block(rows, cols)``). After relabelling,
-    label 0 has the lowest m_c (the null cluster) and the highest label the most coherent cluster. With
-    ``keep_zero_first`` label 0 stays 0 whatever its m_c (the unassigned rest of greedy clustering).
+    label 0 has the lowest m_c (the null cluster) and the highest label the most coherent cluster.
+    With ``zero_is_rest`` label 0 means "never assigned" (greedy clustering): it stays 0, possibly empty,
+    and only labels >= 1 are ordered, becoming 1..m.
 
     Returns:
-        (new_labels (N,), mean_affinity (n_labels,) indexed by new label).
+        (new_labels (N,), mean_affinity indexed by new label; NaN for an empty rest).
     """
     block = affinity if callable(affinity) else (lambda rows, cols: affinity[np.ix_(rows, cols)])
+
+    def mean_affinity(cluster: int) -> float:
+        members = np.flatnonzero(labels == cluster)
+        return float(block(members, members).mean()) if len(members) else float("nan")
+
     cluster_ids = np.unique(labels)
-    means = np.array(
-        [block(np.flatnonzero(labels == c), np.flatnonzero(labels == c)).mean() for c in cluster_ids]
-    )
+    if zero_is_rest:
+        cluster_ids = cluster_ids[cluster_ids != 0]
+    means = np.array([mean_affinity(c) for c in cluster_ids])
     order = np.argsort(means, kind="stable")
-    if keep_zero_first and cluster_ids[0] == 0:
-        order = np.concatenate([[0], [i for i in order if i != 0]])
-    new_label_of = np.empty(cluster_ids.max() + 1, dtype=np.int64)
-    new_label_of[cluster_ids[order]] = np.arange(len(cluster_ids))
-    return new_label_of[labels], means[order]
+    first = 1 if zero_is_rest else 0
+    new_label_of = np.zeros(int(labels.max()) + 1, dtype=np.int64)
+    new_label_of[cluster_ids[order]] = np.arange(first, first + len(cluster_ids))
+    ordered_means = means[order]
+    if zero_is_rest:
+        ordered_means = np.concatenate([[mean_affinity(0)], ordered_means])
+    return new_label_of[labels], ordered_means
 
 
 # ------------------------------------------------------------------------------------------------
@@ -500,7 +511,7 @@ class RDX:
             self.labels_[direction], self.cluster_affinity_[direction] = labels, means
             block = self.affinity_block(direction)
             has_null = self.clustering != "spectral" or self.null_cluster
-            for label in range(int(labels.max()) + 1):
+            for label in range(len(means)):
                 members = np.flatnonzero(labels == label)
                 if len(members) == 0:
                     continue
@@ -561,14 +572,14 @@ class RDX:
         buffer = self.affinity_matrix(direction)  # a fresh N x N array, consumed by the clustering
         if self.clustering == "spectral":
             raw = spectral_labels(buffer, self.n_clusters, self.random_state, in_place=True)
-            keep_zero = False
+            zero_is_rest = False
         else:
             raw = centrality_clusters(
                 buffer, self.n_concepts, self.clustering, self.cluster_size, in_place=True
             )
-            keep_zero = True
+            zero_is_rest = True
         del buffer
-        return order_clusters(self.affinity_block(direction), raw, keep_zero_first=keep_zero)
+        return order_clusters(self.affinity_block(direction), raw, zero_is_rest=zero_is_rest)
 
     # -- the N x N matrices, on request ------------------------------------------------------------
 
@@ -580,14 +591,15 @@ class RDX:
     def affinity_matrix(self, direction: str) -> np.ndarray:
         """Aff = exp(-beta D) for a direction, (N, N), unsymmetrised. Unaligned, Aff_01 = 1 / Aff_10."""
         matrix, sign = self._differences[direction]
-        dtype = matrix.dtype
-        out = _blockwise((matrix,), lambda d: torch.exp(-self.beta * sign * d), dtype, DEFAULT_BLOCK_BYTES)
-        if not np.isfinite(out).all():
+        largest = float(np.abs(matrix).max()) * self.beta
+        if largest > MAX_EXPONENT:
+            # Past ~e^80 the affinity overflows float32, and no eigensolver converges on such a matrix.
             raise ValueError(
-                f"exp(-beta * D) overflows (beta = {self.beta}); normalise the difference "
-                "(normalize_difference=True) or lower beta"
+                f"exp(-beta * D) overflows: max |beta * D| = {largest:.3g} > {MAX_EXPONENT:g}; normalise "
+                "the difference (normalize_difference=True) or lower beta"
             )
-        return out
+        exponent = -self.beta * sign
+        return _blockwise((matrix,), lambda d: torch.exp(exponent * d), matrix.dtype, DEFAULT_BLOCK_BYTES)
 
     def affinity_block(self, direction: str) -> AffinityBlock:
         """Accessor (rows, cols) -> Aff[rows][:, cols] without forming the N x N affinity."""
