@@ -24,6 +24,26 @@ def _sorted_by_distance(candidates: np.ndarray, features: np.ndarray, point: np.
     return candidates[np.lexsort((candidates, distances))]
 
 
+def nearest_members(points: np.ndarray, size: int) -> np.ndarray:
+    """Each point's ``size`` nearest points among ``points`` (itself first, then by distance, ties by
+    index), as local indices (m, size). Selects by partition and sorts only the selected few; rows with
+    a tie at the boundary fall back to a full stable sort, so the result equals a stable argsort."""
+    local = pairwise_distances(points, dtype="float64", device="cpu")
+    np.fill_diagonal(local, -np.inf)  # anchor first, even among duplicate points
+    m = local.shape[0]
+    if size >= m:
+        return np.argsort(local, axis=1, kind="stable")
+    chosen = np.argpartition(local, size - 1, axis=1)[:, :size]
+    values = np.take_along_axis(local, chosen, axis=1)
+    order = np.lexsort((chosen, values), axis=1)
+    nearest = np.take_along_axis(chosen, order, axis=1)
+    boundary = values.max(axis=1, keepdims=True)
+    tied = np.flatnonzero((local <= boundary).sum(axis=1) > size)
+    if len(tied):
+        nearest[tied] = np.argsort(local[tied], axis=1, kind="stable")[:, :size]
+    return nearest
+
+
 def _require_affinity(affinity_block: AffinityBlock | None, strategy: str) -> AffinityBlock:
     if affinity_block is None:
         raise ValueError(f"grid strategy {strategy!r} needs an affinity; this method has none")
@@ -46,9 +66,7 @@ def maximize_total_neighborhood_affinity(
     affinity_block = _require_affinity(affinity_block, "maximize_total_neighborhood_affinity")
     members = np.asarray(members, dtype=np.int64)
     size = min(len(members), grid_size)
-    local = pairwise_distances(features[members], dtype="float64", device="cpu")
-    np.fill_diagonal(local, -np.inf)  # anchor first, even among duplicate points
-    neighbourhoods = np.argsort(local, axis=1, kind="stable")[:, :size]  # (m, size) local indices
+    neighbourhoods = nearest_members(features[members], size)  # (m, size) local indices
     local_affinity = affinity_block(members, members)
     # Sum each block in index order, so anchors with the same neighbourhood score exactly the same and
     # the first of them wins (summing in anchor order would let rounding pick).

@@ -105,18 +105,30 @@ def neighbour_ranks_from_features(
     n = features.shape[0]
     ranks = np.empty((n, n), dtype=np.int32)
     positions = torch.arange(n, device=device, dtype=torch.int32)
+    on_cpu = device.type == "cpu"
     for rows in row_blocks(n, n, 4 + 8 + 4, block_bytes):
         keys = _squared_distance_block(features, squared_norms, rows)
-        ranks[rows] = _ranks_of_block(keys, rows, positions).cpu().numpy()
+        # scatter straight into the result's memory on the CPU; copy back from a GPU
+        out = torch.from_numpy(ranks[rows]) if on_cpu else None
+        block_ranks = _ranks_of_block(keys, rows, positions, out=out)
+        if not on_cpu:
+            ranks[rows] = block_ranks.cpu().numpy()
     return ranks
 
 
-def _ranks_of_block(keys: torch.Tensor, rows: slice, positions: torch.Tensor) -> torch.Tensor:
+def _ranks_of_block(
+    keys: torch.Tensor, rows: slice, positions: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Ranks within each row of a block of non-negative sort keys (rows = the block's global rows)."""
+    keys.add_(0.0)  # -0.0 -> +0.0, so the integer view below orders every key correctly
+    # Non-negative IEEE floats order like their bit patterns read as integers, and integer sorts are
+    # faster; a point's own key becomes -1 so it is its own nearest neighbour even among duplicates.
+    integer_keys = keys.view(torch.int32 if keys.dtype == torch.float32 else torch.int64)
     local = torch.arange(keys.shape[0], device=keys.device)
-    keys[local, local + rows.start] = -torch.inf  # a point is its own nearest neighbour
-    order = torch.argsort(keys, dim=1, stable=True)
-    block_ranks = torch.empty(keys.shape, dtype=torch.int32, device=keys.device)
-    block_ranks.scatter_(1, order, positions.expand(keys.shape[0], -1).contiguous())
+    integer_keys[local, local + rows.start] = -1
+    order = torch.argsort(integer_keys, dim=1, stable=True)
+    block_ranks = out if out is not None else torch.empty(keys.shape, dtype=torch.int32, device=keys.device)
+    block_ranks.scatter_(1, order, positions.expand(keys.shape[0], -1))
     return block_ranks
 
 
@@ -149,11 +161,10 @@ def neighbour_ranks_of_rows(
     """
     keys = torch.from_numpy(distance_rows(X, rows, dtype, device)).to(torch.float64)
     rows = np.asarray(rows, dtype=np.int64)
-    keys[torch.arange(len(rows)), torch.from_numpy(rows)] = -torch.inf
+    keys[torch.arange(len(rows)), torch.from_numpy(rows)] = -torch.inf  # self first
     order = torch.argsort(keys, dim=1, stable=True)
     ranks = torch.empty(keys.shape, dtype=torch.int32)
-    positions = torch.arange(keys.shape[1], dtype=torch.int32).expand(keys.shape[0], -1).contiguous()
-    ranks.scatter_(1, order, positions)
+    ranks.scatter_(1, order, torch.arange(keys.shape[1], dtype=torch.int32).expand(keys.shape[0], -1))
     return ranks.numpy()
 
 
@@ -182,11 +193,13 @@ def neighbour_ranks(distances: np.ndarray, block_bytes: int = DEFAULT_BLOCK_BYTE
     n = distances.shape[0]
     if distances.shape != (n, n):
         raise ValueError(f"distances must be square, got shape {distances.shape}")
+    if np.any(distances < 0):
+        raise ValueError("distances must be non-negative")
     ranks = np.empty((n, n), dtype=np.int32)
     positions = torch.arange(n, dtype=torch.int32)
     for rows in row_blocks(n, n, 8 + 8 + 4, block_bytes):
         keys = torch.from_numpy(np.array(distances[rows], dtype=np.float64))
-        ranks[rows] = _ranks_of_block(keys, rows, positions).numpy()
+        _ranks_of_block(keys, rows, positions, out=torch.from_numpy(ranks[rows]))
     return ranks
 
 

@@ -1,0 +1,646 @@
+"""Benchmark the project's RDX against a deliberately plain implementation of the same formulas.
+
+(a) ``rdx.methods.rdx.RDX`` (the project's estimator) and (b) ``plain_rdx`` below (scipy ``cdist`` in
+float64, double ``argsort`` ranks, dense ``sklearn.cluster.SpectralClustering`` per direction, grids by
+the "maximize_total_neighborhood_affinity" rule written with loops) run end to end on the same
+synthetic data: ranks -> difference -> both directions clustered -> grids.
+
+Each (N, d, implementation) runs in a fresh subprocess, so its peak memory is its own: the table shows
+the process's peak RSS (VmHWM; see ``peak_rss_kb``) and, separately, the algorithm's own memory (peak
+minus the RSS after imports and data generation). Time is ``time.perf_counter`` around the fit only.
+Labels and grids come back through files, and the parent scores agreement of (a) and (b) by the
+adjusted Rand index per direction.
+
+Usage (from the repository root)::
+
+    .venv/bin/python scripts/bench_rdx.py                       # the full default benchmark
+    .venv/bin/python scripts/bench_rdx.py --sizes 1000 2000 --dims 64 --out /tmp/bench.json
+
+Importable by path (``importlib``): ``plain_rdx`` and ``make_pair`` are what the tests use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+IMPLEMENTATIONS = {"a": "project RDX (rdx.methods.rdx.RDX)", "b": "plain reference (plain_rdx)"}
+DIRECTIONS = ("10", "01")
+DIRECTION_TO_SIDE = {"10": "B", "01": "A"}
+COLUMNS = [
+    "N",
+    "d",
+    "time a (s)",
+    "time b (s)",
+    "speed-up b/a",
+    "peak a (GB)",
+    "peak b (GB)",
+    "alg. memory a/b (GB)",
+    "ARI 10",
+    "ARI 01",
+]
+DASH = "—"
+TIE_RTOL = 1e-6  # grid scores this close (relative) are tied; the first anchor by index wins
+KB_PER_GB = 1024**2  # ru_maxrss, VmRSS and VmHWM are in KiB on Linux; GB here means GiB
+
+
+# ----------------------------------------------------------------------------------------------------
+# Synthetic data
+
+
+def make_pair(
+    n: int, d: int, seed: int = 0, n_clusters: int = 10, return_truth: bool = False
+) -> tuple[np.ndarray, ...]:
+    """Two float32 representations of the same N synthetic images with a planted difference.
+
+    Model A: ``n_clusters`` Gaussian clusters in d dimensions. Model B sees the same images with the
+    same within-cluster offsets plus fresh noise, but merges A's clusters 0 and 1 (one centre) and splits
+    A's cluster 2 into two clusters (half of its images move to a new centre). Deterministic from seed.
+
+    Args:
+        n: number of images.
+        d: dimension of both representations.
+        seed: seed of everything random.
+        n_clusters: clusters in model A (at least 3).
+        return_truth: also return the cluster labels of A and of B.
+
+    Returns:
+        (X_A, X_B) as (n, d) float32 arrays, or (X_A, X_B, truth_A, truth_B) with ``return_truth``.
+    """
+    if n_clusters < 3:
+        raise ValueError(f"n_clusters must be at least 3 (merge two, split one), got {n_clusters}")
+    rng = np.random.default_rng(seed)
+    separation = 2.5  # centre spread relative to the unit within-cluster spread
+    truth_A = rng.permutation(np.arange(n) % n_clusters)
+    centres_A = separation * rng.standard_normal((n_clusters, d), dtype=np.float32)
+    offsets = rng.standard_normal((n, d), dtype=np.float32)  # each image's own place in its cluster
+    X_A = centres_A[truth_A] + offsets
+
+    # B: clusters 0 and 1 merged into 0; cluster 2 split into 2 and a new cluster n_clusters.
+    centres_B = np.concatenate([centres_A, separation * rng.standard_normal((1, d), dtype=np.float32)])
+    centres_B[1] = centres_B[0]
+    truth_B = truth_A.copy()
+    truth_B[truth_B == 1] = 0
+    in_2 = np.flatnonzero(truth_A == 2)
+    truth_B[rng.permutation(in_2)[: len(in_2) // 2]] = n_clusters
+    noise = 0.5 * rng.standard_normal((n, d), dtype=np.float32)
+    X_B = centres_B[truth_B] + offsets + noise
+    X_A, X_B = X_A.astype(np.float32, copy=False), X_B.astype(np.float32, copy=False)
+    if return_truth:
+        return X_A, X_B, truth_A, truth_B
+    return X_A, X_B
+
+
+# ----------------------------------------------------------------------------------------------------
+# The plain implementation (b): the formulas of RDX_METHOD.md section 1, written the obvious way
+
+
+def plain_grid(
+    members: np.ndarray,
+    E: np.ndarray,
+    affinity: np.ndarray,
+    grid_size: int = 9,
+    rtol: float = TIE_RTOL,
+    return_ties: bool = False,
+) -> np.ndarray | tuple[np.ndarray, list[np.ndarray]]:
+    """ "maximize_total_neighborhood_affinity": the member neighbourhood with the largest total affinity.
+
+    For each member m, its min(|C|, grid_size) nearest members (m first, then by distance, ties by index);
+    score = sum of the unsymmetrised affinity over that block. The best m wins; scores within ``rtol``
+    (relative) of the best count as tied and the first such member (by index) wins. Ties are common, not
+    rare: in a cluster of at most ``grid_size`` images every anchor's block is the whole cluster, so all
+    scores are equal up to rounding.
+
+    Returns:
+        the grid, or with ``return_ties`` (grid, every tied-best block).
+    """
+    size = min(len(members), grid_size)
+    blocks, scores = [], []
+    for position, m in enumerate(members):
+        d = E[m, members].copy()
+        d[position] = -1.0
+        block = members[np.argsort(d, kind="stable")[:size]]
+        blocks.append(block)
+        scores.append(affinity[np.ix_(block, block)].sum())
+    scores = np.array(scores)
+    tied = np.flatnonzero(scores >= scores.max() - rtol * abs(scores.max()))
+    if return_ties:
+        return blocks[tied[0]], [blocks[i] for i in tied]
+    return blocks[tied[0]]
+
+
+def plain_rdx(
+    X_A: np.ndarray,
+    X_B: np.ndarray,
+    n_concepts: int,
+    gamma: float,
+    beta: float,
+    random_state: int,
+    grid_size: int = 9,
+) -> dict[str, Any]:
+    """RDX with the null cluster, written plainly. The reference the project's estimator is timed against.
+
+    Returns:
+        {"labels": {"10": (N,), "01": (N,)}, "grids": {"10": [grid per label], "01": [...]},
+        "grid_ties": {"10": [[every tied-best block] per label], ...},
+        "cluster_affinity": {"10": [m_c per label], "01": [...]}, "timings": {stage: seconds}}.
+        Labels are ordered by ascending mean within-cluster affinity (0 = null cluster); grids are
+        indexed by label, the null cluster's first. Direction "10" explains B (grids in X_B), "01" A.
+    """
+    from scipy.spatial.distance import cdist
+    from sklearn.cluster import SpectralClustering
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    E = {"A": cdist(X_A, X_A), "B": cdist(X_B, X_B)}
+    timings["distances"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    R = {}
+    for side, dist in E.items():
+        keyed = dist.copy()
+        np.fill_diagonal(keyed, -1.0)
+        R[side] = np.argsort(np.argsort(keyed, axis=1, kind="stable"), axis=1, kind="stable")
+    del keyed
+    timings["ranks"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    R_A, R_B = R["A"].astype(np.float64), R["B"].astype(np.float64)
+    D_10 = np.tanh(gamma * (R_B - R_A) / (np.minimum(R_A, R_B) + 1.0))
+    aff_10 = np.exp(-beta * D_10)
+    affinities = {"10": aff_10, "01": 1.0 / aff_10}
+    timings["difference_affinity"] = time.perf_counter() - start
+
+    labels_out: dict[str, np.ndarray] = {}
+    grids_out: dict[str, list[np.ndarray]] = {}
+    ties_out: dict[str, list[list[np.ndarray]]] = {}
+    means_out: dict[str, list[float]] = {}
+    timings["clustering"] = timings["ordering"] = timings["grids"] = 0.0
+    for direction in DIRECTIONS:
+        affinity = affinities[direction]
+        start = time.perf_counter()
+        symmetric = (affinity + affinity.T) / 2.0
+        clusterer = SpectralClustering(
+            n_clusters=n_concepts + 1, affinity="precomputed", random_state=random_state
+        )
+        raw = clusterer.fit(symmetric).labels_
+        del symmetric, clusterer
+        timings["clustering"] += time.perf_counter() - start
+
+        start = time.perf_counter()
+        cluster_ids = np.unique(raw)
+        means = []
+        for c in cluster_ids:
+            idx = np.flatnonzero(raw == c)
+            means.append(affinity[np.ix_(idx, idx)].mean())
+        order = np.argsort(np.array(means), kind="stable")
+        labels = np.empty_like(raw, dtype=np.int64)
+        for new_label, position in enumerate(order):
+            labels[raw == cluster_ids[position]] = new_label
+        labels_out[direction] = labels
+        means_out[direction] = [float(means[p]) for p in order]
+        timings["ordering"] += time.perf_counter() - start
+
+        start = time.perf_counter()
+        E_explained = E[DIRECTION_TO_SIDE[direction]]
+        grids_out[direction], ties_out[direction] = [], []
+        for label in range(int(labels.max()) + 1):
+            members = np.flatnonzero(labels == label)
+            grid, ties = plain_grid(members, E_explained, affinity, grid_size, return_ties=True)
+            grids_out[direction].append(grid)
+            ties_out[direction].append(ties)
+        timings["grids"] += time.perf_counter() - start
+    return {
+        "labels": labels_out,
+        "grids": grids_out,
+        "grid_ties": ties_out,
+        "cluster_affinity": means_out,
+        "timings": timings,
+    }
+
+
+def project_grids(model: Any) -> dict[str, list[np.ndarray]]:
+    """Grids of a fitted project RDX per direction, indexed by label (null cluster first)."""
+    explanation = model.explanation_
+    grids = {}
+    for direction, side in DIRECTION_TO_SIDE.items():
+        null = explanation.null.get(side)
+        concepts = ([null] if null is not None else []) + list(explanation.concepts[side])
+        grids[direction] = [np.asarray(c.grid, dtype=np.int64) for c in concepts]
+    return grids
+
+
+# ----------------------------------------------------------------------------------------------------
+# Worker: one (N, d, implementation) in this process
+
+
+def proc_status_kb(field: str) -> int | None:
+    """A memory field of /proc/self/status in KiB ("VmRSS": now, "VmHWM": peak), None off Linux."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss_kb() -> int:
+    """This process's peak RSS (KiB).
+
+    VmHWM where /proc exists: ``getrusage(RUSAGE_SELF).ru_maxrss`` of a process started by fork/vfork +
+    exec also counts the parent's high-water mark at the exec (Linux carries it over), so a worker
+    spawned by a large parent (a pytest session holding torch, say) would report the parent's size.
+    ru_maxrss is kept in the result as ``ru_maxrss_kb`` for reference.
+    """
+    hwm = proc_status_kb("VmHWM")
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def current_rss_kb() -> int:
+    """Resident set size now (KiB); falls back to the peak so far."""
+    rss = proc_status_kb("VmRSS")
+    return rss if rss is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def file_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def run_worker(args: argparse.Namespace) -> None:
+    workdir = Path(args.workdir)
+    result: dict[str, Any] = {"impl": args.worker, "n": args.n, "d": args.d, "pid": os.getpid()}
+    if args.worker == "a":
+        import rdx.methods.rdx as project
+
+        result["project_file_sha256"] = file_digest(project.__file__)
+    else:
+        import scipy.spatial.distance  # noqa: F401  (imports before the baseline, like (a)'s)
+        import sklearn.cluster  # noqa: F401
+
+    X_A, X_B = make_pair(args.n, args.d, args.seed)
+    gc.collect()
+    result["baseline_rss_kb"] = current_rss_kb()
+    result["baseline_peak_rss_kb"] = peak_rss_kb()
+
+    if args.worker == "a":
+        start = time.perf_counter()
+        model = project.RDX(
+            n_concepts=args.n_concepts, gamma=args.gamma, beta=args.beta, random_state=args.seed
+        ).fit(X_A, X_B)
+        result["time_s"] = time.perf_counter() - start
+        labels = dict(model.labels_)
+        grids = project_grids(model) if labels else {}
+    else:
+        start = time.perf_counter()
+        out = plain_rdx(X_A, X_B, args.n_concepts, args.gamma, args.beta, args.seed)
+        result["time_s"] = time.perf_counter() - start
+        labels, grids = out["labels"], out["grids"]
+        result["stage_times_s"] = out["timings"]
+        result["grid_ties"] = {
+            k: [[[int(i) for i in b] for b in t] for t in v] for k, v in out["grid_ties"].items()
+        }
+
+    result["peak_rss_kb"] = peak_rss_kb()
+    result["ru_maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for direction in DIRECTIONS:
+        if direction in labels:
+            np.save(workdir / f"labels_{args.worker}_{direction}.npy", np.asarray(labels[direction]))
+    result["grids"] = {k: [[int(i) for i in g] for g in v] for k, v in grids.items()}
+    (workdir / f"result_{args.worker}.json").write_text(json.dumps(result))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Parent: runs the workers, scores agreement, writes the table
+
+
+def machine_info() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+    }
+    if hasattr(os, "sched_getaffinity"):
+        info["usable_cores"] = len(os.sched_getaffinity(0))
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemTotal:"):
+                    info["ram_gb"] = round(int(line.split()[1]) / KB_PER_GB, 1)
+    except OSError:
+        pass
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [
+            {k: pool.get(k) for k in ("internal_api", "version", "num_threads", "threading_layer")}
+            for pool in threadpool_info()
+            if pool.get("user_api") == "blas"
+        ]
+    except ImportError:
+        info["blas"] = "threadpoolctl not installed"
+    try:
+        import scipy
+        import sklearn
+
+        info["scipy"], info["sklearn"] = scipy.__version__, sklearn.__version__
+    except ImportError:
+        pass
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10
+        )
+        status = ["git", "status", "--porcelain", "--", "rdx"]
+        dirty = subprocess.run(status, cwd=repo, capture_output=True, text=True, timeout=10)
+        if head.returncode == 0:
+            info["git_head"] = head.stdout.strip() + (" (rdx/ modified)" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+def header_lines(info: dict[str, Any]) -> list[str]:
+    blas = info.get("blas")
+    if isinstance(blas, list):
+        blas_text = (
+            ", ".join(f"{b['internal_api']} {b['version']} ({b['num_threads']} threads)" for b in blas)
+            or "none found"
+        )
+    else:
+        blas_text = str(blas)
+    return [
+        f"machine: {info.get('cpu_count')} cores ({info.get('usable_cores', '?')} usable), "
+        f"{info.get('ram_gb', '?')} GB RAM, {info['platform']}",
+        f"python {info['python']}, numpy {info['numpy']}, scipy {info.get('scipy', '?')}, "
+        f"scikit-learn {info.get('sklearn', '?')}; BLAS: {blas_text}",
+        f"project: git {info.get('git_head', '?')}",
+    ]
+
+
+def run_one(impl: str, n: int, d: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Run one worker subprocess; never raises for a failed worker."""
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        impl,
+        "--n",
+        str(n),
+        "--d",
+        str(d),
+        "--n-concepts",
+        str(args.n_concepts),
+        "--gamma",
+        repr(args.gamma),
+        "--beta",
+        repr(args.beta),
+        "--seed",
+        str(args.seed),
+        "--workdir",
+        str(workdir),
+    ]
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return {"impl": impl, "n": n, "d": d, "status": "timeout", "wall_s": time.perf_counter() - started}
+    result_file = workdir / f"result_{impl}.json"
+    if proc.returncode != 0 or not result_file.exists():
+        reason = f"exit {proc.returncode}"
+        if proc.returncode == -9:
+            reason += " (SIGKILL: out of memory?)"
+        return {
+            "impl": impl,
+            "n": n,
+            "d": d,
+            "status": "failed",
+            "reason": reason,
+            "stderr_tail": proc.stderr[-2000:],
+            "wall_s": time.perf_counter() - started,
+        }
+    result = json.loads(result_file.read_text())
+    result["status"] = "ok"
+    result["wall_s"] = time.perf_counter() - started
+    result["alg_memory_kb"] = result["peak_rss_kb"] - result["baseline_rss_kb"]
+    result["load_avg_1min_before"] = load_before  # other work on the machine skews the times
+    return result
+
+
+def agreement(workdir: Path, run_a: dict[str, Any], run_b: dict[str, Any]) -> dict[str, Any]:
+    """ARI per direction between (a)'s and (b)'s labels, and whether the grids are identical."""
+    from sklearn.metrics import adjusted_rand_score
+
+    out: dict[str, Any] = {}
+    for direction in DIRECTIONS:
+        files = [workdir / f"labels_{impl}_{direction}.npy" for impl in ("a", "b")]
+        if all(f.exists() for f in files):
+            out[f"ari_{direction}"] = float(adjusted_rand_score(np.load(files[0]), np.load(files[1])))
+        else:
+            out[f"ari_{direction}"] = None
+        grids_a = run_a.get("grids", {}).get(direction)
+        grids_b = run_b.get("grids", {}).get(direction)
+        ties_b = run_b.get("grid_ties", {}).get(direction)
+        out[f"grids_equal_{direction}"] = grids_a is not None and grids_a == grids_b
+        # equivalent: each of (a)'s grids is one of (b)'s tied-best blocks (same labels needed)
+        out[f"grids_equivalent_{direction}"] = (
+            grids_a is not None
+            and ties_b is not None
+            and len(grids_a) == len(ties_b)
+            and all(grid in ties for grid, ties in zip(grids_a, ties_b, strict=True))
+        )
+    return out
+
+
+def cell_status(run: dict[str, Any] | None) -> str | None:
+    if run is None:
+        return DASH
+    if run["status"] == "timeout":
+        return "timeout"
+    if run["status"] != "ok":
+        return "failed"
+    return None
+
+
+def table_row(row: dict[str, Any]) -> list[str]:
+    a, b = row["a"], row["b"]
+
+    def time_cell(run: dict[str, Any] | None) -> str:
+        return cell_status(run) or f"{run['time_s']:.2f}"
+
+    def peak_cell(run: dict[str, Any] | None) -> str:
+        return cell_status(run) or f"{run['peak_rss_kb'] / KB_PER_GB:.2f}"
+
+    def alg_cell(run: dict[str, Any] | None) -> str:
+        return cell_status(run) or f"{run['alg_memory_kb'] / KB_PER_GB:.2f}"
+
+    both_ok = cell_status(a) is None and cell_status(b) is None
+    speed_up = f"{b['time_s'] / a['time_s']:.1f}×" if both_ok and a["time_s"] > 0 else DASH
+
+    def ari_cell(direction: str) -> str:
+        value = row.get("agreement", {}).get(f"ari_{direction}")
+        return f"{value:.3f}" if both_ok and value is not None else DASH
+
+    return [
+        str(row["n"]),
+        str(row["d"]),
+        time_cell(a),
+        time_cell(b),
+        speed_up,
+        peak_cell(a),
+        peak_cell(b),
+        f"{alg_cell(a)} / {alg_cell(b)}",
+        ari_cell("10"),
+        ari_cell("01"),
+    ]
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+    lines += ["| " + " | ".join(table_row(row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def progress_line(index: int, total: int, run: dict[str, Any]) -> str:
+    head = f"[{index}/{total}] N={run['n']} d={run['d']} impl={run['impl']}:"
+    if run["status"] == "ok":
+        return (
+            f"{head} fit {run['time_s']:.2f} s, peak {run['peak_rss_kb'] / KB_PER_GB:.2f} GB "
+            f"(alg. {run['alg_memory_kb'] / KB_PER_GB:.2f} GB), process wall {run['wall_s']:.1f} s, "
+            f"load before {run['load_avg_1min_before']:.1f}"
+        )
+    return f"{head} {run['status']} {run.get('reason', '')} after {run['wall_s']:.1f} s".rstrip()
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    info = machine_info()
+    for line in header_lines(info):
+        print(line, flush=True)
+    print(
+        f"settings: n_concepts={args.n_concepts} gamma={args.gamma} beta={args.beta} seed={args.seed} "
+        f"max_plain_n={args.max_plain_n} timeout={args.timeout} s",
+        flush=True,
+    )
+    plan = [(n, d) for n in args.sizes for d in args.dims]
+    total = sum(2 if n <= args.max_plain_n else 1 for n, _ in plan)
+    rows, index = [], 0
+    for n, d in plan:
+        workdir = Path(tempfile.mkdtemp(prefix="rdx_bench_"))
+        try:
+            row: dict[str, Any] = {"n": n, "d": d, "a": None, "b": None}
+            for impl in ("a", "b"):
+                if impl == "b" and n > args.max_plain_n:
+                    continue
+                index += 1
+                row[impl] = run_one(impl, n, d, args, workdir)
+                print(progress_line(index, total, row[impl]), flush=True)
+            if row["a"] and row["b"] and row["a"]["status"] == row["b"]["status"] == "ok":
+                row["agreement"] = agreement(workdir, row["a"], row["b"])
+            for impl in ("a", "b"):
+                if row[impl] is not None:
+                    row[impl].pop("grids", None)  # compared above; not worth keeping in the JSON
+                    row[impl].pop("grid_ties", None)
+            rows.append(row)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    table = markdown_table(rows)
+    notes = [
+        "time: perf_counter around the fit only (data generation excluded); peak: the worker process's "
+        "peak RSS; alg. memory: peak minus the RSS after imports and data generation; GB = GiB.",
+        "ARI: adjusted Rand index of (a)'s and (b)'s labels per direction; "
+        f"{DASH}: (b) skipped (N > --max-plain-n) or a run failed.",
+    ]
+    grid_notes = []
+    for r in rows:
+        for direction in DIRECTIONS:
+            if "agreement" not in r or r["agreement"][f"grids_equal_{direction}"]:
+                continue
+            how = "tied-best block" if r["agreement"][f"grids_equivalent_{direction}"] else "DIFFERENT"
+            grid_notes.append(f"N={r['n']} d={r['d']} dir {direction} ({how})")
+    grid_note = "differ at " + ", ".join(grid_notes) if grid_notes else "identical"
+    notes.append(
+        f"grids of (a) and (b): {grid_note}. A 'tied-best block' differs from (b)'s only in the choice "
+        f"among anchors whose scores tie (within {TIE_RTOL:g} relative); 'DIFFERENT' grids are not optimal "
+        "for (b) (expected where the labels differ)."
+    )
+    report = {
+        "machine": info,
+        "settings": {
+            k: getattr(args, k)
+            for k in ("sizes", "dims", "n_concepts", "gamma", "beta", "seed", "max_plain_n", "timeout")
+        },
+        "implementations": IMPLEMENTATIONS,
+        "rows": rows,
+        "columns": COLUMNS,
+        "markdown": table,
+        "notes": notes,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print()
+    if args.markdown:
+        print(table)
+    else:
+        for row in rows:
+            print(dict(zip(COLUMNS, table_row(row), strict=True)))
+    print()
+    for note in notes:
+        print(note)
+    print(f"written: {out}", flush=True)
+    return report
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 5000, 10000])
+    parser.add_argument("--dims", type=int, nargs="+", default=[64, 768])
+    parser.add_argument("--n-concepts", type=int, default=5)
+    parser.add_argument("--gamma", type=float, default=0.05)
+    parser.add_argument("--beta", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-plain-n", type=int, default=10000, help="skip (b) above this N")
+    parser.add_argument("--out", default="outputs/bench/rdx_bench.json")
+    parser.add_argument(
+        "--markdown",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="print the result as a Markdown table (the JSON always holds it)",
+    )
+    parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per run before it is killed")
+    # internal: one run in this process
+    parser.add_argument("--worker", choices=sorted(IMPLEMENTATIONS), help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--d", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        run_worker(args)
+    else:
+        run_benchmark(args)
+
+
+if __name__ == "__main__":
+    main()
