@@ -185,6 +185,7 @@ def run_compare(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     names = {side: models[side].name for side in ("A", "B")}
     results: dict[str, Any] = {
         "task_name": cfg.task_name,
+        "method": {"name": cfg.method.name, "label": cfg.method.label},
         "models": {side: model.info for side, model in models.items()},
         "dataset": {
             "name": cfg.dataset.name,
@@ -205,7 +206,7 @@ def run_compare(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
     start = time.perf_counter()
     pair = f"{describe(models['A'])} vs {describe(models['B'])}"
-    title = f"{explanation.method.upper()}: {pair} · {cfg.dataset.name}, N={len(image_set.labels)}"
+    title = f"{cfg.method.label}: {pair} · {cfg.dataset.name}, N={len(image_set.labels)}"
     figures_written = write_figures(
         explanation, image_set, features, names, output_dir, cfg.figures.grid_scale, title
     )

@@ -132,6 +132,7 @@ def test_rdx_compare_command_with_wandb_offline(tmp_path, checkpoint_root):
 def test_every_method_preset_runs_through_compare(tmp_path, checkpoint_root, method):
     cfg = compose_config("compare", [*tiny_compare_overrides(checkpoint_root), f"method={method}"])
     results = run_compare(cfg, tmp_path)
+    assert results["method"] == {"name": "rdx", "label": method}
     assert results["explanation"]["info"]["no_difference"] is False
     for side in "AB":
         concepts = results["explanation"]["sides"][side]["concepts"]
