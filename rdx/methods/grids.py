@@ -129,6 +129,17 @@ def random(
     return rng.choice(members, size=min(grid_size, len(members)), replace=False)
 
 
+def top_activations(activations: np.ndarray, grid_size: int = 9) -> np.ndarray:
+    """The images with the highest activation (score, coefficient) for one concept, ties by index.
+
+    The grid rule of the dictionary-learning baselines (PCA, NMF, SAEs): activations is (N,) over the
+    whole image set.
+    """
+    activations = np.asarray(activations, dtype=np.float64)
+    order = np.lexsort((np.arange(len(activations)), -activations))
+    return order[:grid_size].astype(np.int64)
+
+
 GRID_STRATEGIES: dict[str, Callable[..., np.ndarray]] = {
     "maximize_total_neighborhood_affinity": maximize_total_neighborhood_affinity,
     "centroid": centroid,
