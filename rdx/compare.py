@@ -24,12 +24,10 @@ from rdx.sinks.files import save_figure, save_png, write_json_atomic
 from rdx.sinks.wandb_logger import RunLogger
 from rdx.training.checkpoints import load_convnet_checkpoint, read_index, select_checkpoint
 from rdx.training.train import ensure_trained
-from rdx.viz.grids import concept_grid_images, summary_figure
+from rdx.viz.grids import comparison_figure, concept_grid_images, summary_figure
 from rdx.viz.scatter import pca_scatter
 
 log = logging.getLogger(__name__)
-
-SIDE_DIRECTION = {"A": "01", "B": "10"}
 
 
 @dataclass
@@ -100,10 +98,9 @@ def concept_rows(explanation: Explanation, labels: np.ndarray) -> list[dict[str,
             rows.append(
                 {
                     "side": side,
-                    "direction": SIDE_DIRECTION[side],
                     "concept": concept.index,
                     "size": concept.size,
-                    "mean_affinity": float(concept.score),
+                    "score": float(concept.score),
                     "grid_label_counts": {str(v): int(c) for v, c in zip(values, counts, strict=True)},
                     "grid_majority_fraction": float(counts.max() / counts.sum()),
                     "grid_n_labels": int(len(values)),
@@ -172,20 +169,9 @@ def run_compare(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     }
     timings["features_s"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    method = build_method(cfg.method.name, **OmegaConf.to_container(cfg.method.params, resolve=True))
-    explanation: Explanation = method.fit(features["A"], features["B"], y=image_set.labels).explanation_
-    timings["method_s"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    scores = explanation_scores(explanation, features["A"], features["B"])
-    timings["metrics_s"] = time.perf_counter() - start
-
-    rows = concept_rows(explanation, image_set.labels)
     names = {side: models[side].name for side in ("A", "B")}
     results: dict[str, Any] = {
         "task_name": cfg.task_name,
-        "method": {"name": cfg.method.name, "label": cfg.method.label},
         "models": {side: model.info for side, model in models.items()},
         "dataset": {
             "name": cfg.dataset.name,
@@ -195,35 +181,69 @@ def run_compare(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         },
         "features": {side: {"dim": int(f.shape[1])} for side, f in features.items()},
         "side_meaning": {
-            "A": f"direction 01: what {names['A']} groups together that {names['B']} separates",
-            "B": f"direction 10: what {names['B']} groups together that {names['A']} separates",
+            "A": f"RDX direction 01: what {names['A']} groups together that {names['B']} separates; "
+            f"baselines: {names['A']}'s own concepts",
+            "B": f"RDX direction 10: what {names['B']} groups together that {names['A']} separates; "
+            f"baselines: {names['B']}'s own concepts",
         },
-        "explanation": explanation.to_dict(image_set.labels),
-        "metrics": scores,
-        "concepts": rows,
-        "grid_composition": grid_composition_summary(rows),
+        "main_method": cfg.method.label,
+        "methods": {},
     }
+    explanations: dict[str, Explanation] = {}
+    for label, name, params in configured_methods(cfg):
+        start = time.perf_counter()
+        method = build_method(name, **params)
+        explanation = method.fit(features["A"], features["B"], y=image_set.labels).explanation_
+        fit_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        scores = explanation_scores(explanation, features["A"], features["B"])
+        rows = concept_rows(explanation, image_set.labels)
+        explanations[label] = explanation
+        results["methods"][label] = {
+            "name": name,
+            "label": label,
+            "fit_s": fit_seconds,
+            "metrics_s": time.perf_counter() - start,
+            "explanation": explanation.to_dict(image_set.labels),
+            "metrics": scores,
+            "concepts": rows,
+            "grid_composition": grid_composition_summary(rows),
+        }
+        log.info("%s: fitted in %.2f s, mBSR (SILB) %.3f", label, fit_seconds, scores["silb"]["bsr"]["mean"])
+        timings[f"{label}_s"] = fit_seconds
 
     start = time.perf_counter()
     pair = f"{describe(models['A'])} vs {describe(models['B'])}"
-    title = f"{cfg.method.label}: {pair} · {cfg.dataset.name}, N={len(image_set.labels)}"
+    title = f"{pair} · {cfg.dataset.name}, N={len(image_set.labels)}"
     figures_written = write_figures(
-        explanation, image_set, features, names, output_dir, cfg.figures.grid_scale, title
+        explanations, cfg.method.label, image_set, features, names, output_dir, cfg.figures.grid_scale, title
     )
     timings["figures_s"] = time.perf_counter() - start
     results["figures"] = {key: str(path) for key, path in figures_written.items()}
     results["timings"] = timings
     write_json_atomic(output_dir / "results.json", results)
 
-    wandb_dir = log_to_wandb(cfg, results, rows, figures_written, output_dir)
+    wandb_dir = log_to_wandb(cfg, results, figures_written, output_dir)
     if wandb_dir is not None:
         results["wandb_run_dir"] = str(wandb_dir)
         write_json_atomic(output_dir / "results.json", results)
     return results
 
 
+def configured_methods(cfg: DictConfig) -> list[tuple[str, str, dict[str, Any]]]:
+    """(label, registry name, parameters) of the main method, then of each selected baseline."""
+    methods = [(cfg.method.label, cfg.method.name, OmegaConf.to_container(cfg.method.params, resolve=True))]
+    for label, baseline in (cfg.get("baselines") or {}).items():
+        methods.append((label, baseline.name, OmegaConf.to_container(baseline.params, resolve=True)))
+    labels = [label for label, *_ in methods]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"method labels must be unique, got {labels}")
+    return methods
+
+
 def write_figures(
-    explanation: Explanation,
+    explanations: dict[str, Explanation],
+    main_method: str,
     image_set: ImageSet,
     features: dict[str, np.ndarray],
     names: dict[str, str],
@@ -231,31 +251,48 @@ def write_figures(
     grid_scale: int,
     title: str,
 ) -> dict[str, Path]:
-    """Concept grids (one PNG each), the summary figure and the PCA scatter, into ``output_dir``."""
+    """Per method one PNG per concept grid; the main method's summary figure; a comparison figure of
+    all methods (when there are several); the PCA scatter with the main method's grids outlined."""
     written: dict[str, Path] = {}
-    for (side, index), grid in concept_grid_images(explanation, image_set.images, scale=grid_scale).items():
-        key = f"grid_{side}_{SIDE_DIRECTION[side]}_concept{index}"
-        written[key] = output_dir / "grids" / f"{key}.png"
-        save_png(grid, written[key])
-    side_titles = {
+    for label, explanation in explanations.items():
+        for (side, index), grid in concept_grid_images(
+            explanation, image_set.images, scale=grid_scale
+        ).items():
+            key = grid_key(label, side, index)
+            written[key] = output_dir / "grids" / label / f"side{side}_concept{index}.png"
+            save_png(grid, written[key])
+    main = explanations[main_method]
+    rdx_titles = {
         "A": f"{names['A']} groups, {names['B']} separates (01)",
         "B": f"{names['B']} groups, {names['A']} separates (10)",
     }
-    figure = summary_figure(explanation, image_set.images, image_set.labels, side_titles, title=title)
+    figure = summary_figure(
+        main, image_set.images, image_set.labels, rdx_titles, title=f"{main_method}: {title}"
+    )
     written["summary"] = output_dir / "summary.png"
     save_figure(figure, written["summary"])
+    if len(explanations) > 1:
+        model_titles = {side: f"model {side} = {names[side]}" for side in ("A", "B")}
+        figure = comparison_figure(
+            explanations, image_set.images, image_set.labels, model_titles, title=title
+        )
+        written["comparison"] = output_dir / "comparison.png"
+        save_figure(figure, written["comparison"])
     scatter = pca_scatter(
-        features["A"], features["B"], image_set.labels, (names["A"], names["B"]), explanation=explanation
+        features["A"], features["B"], image_set.labels, (names["A"], names["B"]), explanation=main
     )
     written["pca_scatter"] = output_dir / "pca_scatter.png"
     save_figure(scatter, written["pca_scatter"])
     return written
 
 
+def grid_key(label: str, side: str, index: int) -> str:
+    return f"grid/{label}/side{side}_concept{index}"
+
+
 def log_to_wandb(
     cfg: DictConfig,
     results: dict[str, Any],
-    rows: list[dict[str, Any]],
     figures: dict[str, Path],
     output_dir: Path,
 ) -> Path | None:
@@ -266,18 +303,32 @@ def log_to_wandb(
     for side, info in results["models"].items():
         if "val_acc" in info:
             metrics[f"model_{side}/val_acc"] = info["val_acc"]
-    for distance, distance_scores in results["metrics"].items():
-        for metric in ("bsr", "tsd", "eq"):
-            for side, value in distance_scores[metric].items():
-                metrics[f"{metric}_{distance}/{side}"] = value
-    for direction, alignment in results["explanation"]["info"].get("alignment", {}).items():
-        for key in ("initial_heldout_cka", "heldout_cka", "train_cka"):
-            metrics[f"alignment_{direction}/{key}"] = alignment[key]
-    for row in rows:
-        prefix = f"concept/{row['side']}{row['concept']}"
-        metrics[f"{prefix}/size"] = row["size"]
-        metrics[f"{prefix}/mean_affinity"] = row["mean_affinity"]
-        metrics[f"{prefix}/grid_majority_fraction"] = row["grid_majority_fraction"]
+    table_rows = []
+    summary: dict[str, Any] = {"n_images": results["dataset"]["n_images"]}
+    for label, method in results["methods"].items():
+        for distance, distance_scores in method["metrics"].items():
+            for metric in ("bsr", "tsd", "eq"):
+                for side, value in distance_scores[metric].items():
+                    metrics[f"{label}/{metric}_{distance}/{side}"] = value
+        summary[f"{label}/mBSR_silb"] = method["metrics"]["silb"]["bsr"]["mean"]
+        for direction, alignment in method["explanation"]["info"].get("alignment", {}).items():
+            for key in ("initial_heldout_cka", "heldout_cka", "train_cka"):
+                metrics[f"{label}/alignment_{direction}/{key}"] = alignment[key]
+        for side in ("A", "B"):
+            for key, value in method["grid_composition"][side].items():
+                summary[f"{label}/grids_{side}/{key}"] = value
+        for row in method["concepts"]:
+            table_rows.append(
+                [
+                    label,
+                    row["side"],
+                    row["concept"],
+                    row["size"],
+                    row["score"],
+                    " ".join(f"{k}:{v}" for k, v in row["grid_label_counts"].items()),
+                    np.asarray(Image.open(figures[grid_key(label, row["side"], row["concept"])])),
+                ]
+            )
 
     with RunLogger(
         mode=cfg.logger.mode,
@@ -290,28 +341,8 @@ def log_to_wandb(
     ) as run:
         run.log_metrics(metrics)
         run.log_images({key: Image.open(path) for key, path in figures.items()})
-        table_rows = []
-        for row in rows:
-            key = f"grid_{row['side']}_{row['direction']}_concept{row['concept']}"
-            table_rows.append(
-                [
-                    row["side"],
-                    row["direction"],
-                    row["concept"],
-                    row["size"],
-                    row["mean_affinity"],
-                    " ".join(f"{k}:{v}" for k, v in row["grid_label_counts"].items()),
-                    np.asarray(Image.open(figures[key])),
-                ]
-            )
         run.log_table(
-            "concepts",
-            ["side", "direction", "concept", "size", "mean_affinity", "grid_labels", "grid"],
-            table_rows,
+            "concepts", ["method", "side", "concept", "size", "score", "grid_labels", "grid"], table_rows
         )
-        summary = {"n_images": results["dataset"]["n_images"]}
-        for side in ("A", "B"):
-            for key, value in results["grid_composition"][side].items():
-                summary[f"grids_{side}/{key}"] = value
         run.update_summary(summary)
         return run.run_dir

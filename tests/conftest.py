@@ -24,7 +24,12 @@ TINY_TRAINING = [
 
 def tiny_compare_overrides(checkpoints: str) -> list[str]:
     """Overrides that shrink `experiment=mnist_835` to seconds: tiny training, 30 images per digit."""
-    overrides = ["experiment=mnist_835", f"paths.checkpoints={checkpoints}", "dataset.n_per_class=30"]
+    overrides = [
+        "experiment=mnist_835",
+        f"paths.checkpoints={checkpoints}",
+        "dataset.n_per_class=30",
+        "baselines=[]",  # the baselines have their own end-to-end test
+    ]
     for side in ("model_a", "model_b"):
         overrides += [f"{side}.{o}" for o in TINY_TRAINING]
         overrides += [f"{side}.select.min_acc=null", f"{side}.select.max_acc=null"]

@@ -24,7 +24,7 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-@pytest.mark.parametrize("group", ["paths", "pair", "dataset", "method", "logger", "experiment"])
+@pytest.mark.parametrize("group", ["paths", "pair", "dataset", "method", "baselines", "logger", "experiment"])
 def test_every_compare_config_composes(group):
     options = group_options(group)
     assert options, f"conf/{group} is empty"
@@ -74,19 +74,22 @@ def test_train_then_compare_smoke(tmp_path, checkpoint_root):
     assert {results["models"][s]["training_run"] for s in "AB"} == {str(run_dir)}
     assert results["dataset"]["n_images"] == 90
     assert results["features"] == {"A": {"dim": 64}, "B": {"dim": 64}}
+    assert results["main_method"] == "rdx" and list(results["methods"]) == ["rdx"]
+    rdx = results["methods"]["rdx"]
     for side in "AB":
-        assert len(results["explanation"]["sides"][side]["concepts"]) == 3
-    assert len(results["concepts"]) == 6
-    composition = results["grid_composition"]
+        assert len(rdx["explanation"]["sides"][side]["concepts"]) == 3
+    assert len(rdx["concepts"]) == 6
+    composition = rdx["grid_composition"]
     assert composition["A"]["grids"] == composition["B"]["grids"] == 3
-    for row in results["concepts"]:
+    for row in rdx["concepts"]:
         assert sum(row["grid_label_counts"].values()) == min(row["size"], 9)
         assert set(row["grid_label_counts"]) <= {"3", "5", "8"}
     written = json.loads((tmp_path / "results.json").read_text())
-    assert written["concepts"] == results["concepts"]
+    assert written["methods"]["rdx"]["concepts"] == rdx["concepts"]
     for path in results["figures"].values():
         assert Path(path).is_file() and Path(path).stat().st_size > 0
-    assert len(list((tmp_path / "grids").glob("*.png"))) == 6
+    assert len(list((tmp_path / "grids" / "rdx").glob("*.png"))) == 6
+    assert "comparison" not in results["figures"]  # one method: no comparison figure
     assert not (tmp_path / "wandb").exists()  # logger=disabled writes nothing
 
 
@@ -123,7 +126,7 @@ def test_rdx_compare_command_with_wandb_offline(tmp_path, checkpoint_root):
     results = json.loads((tmp_path / "results.json").read_text())
     wandb_dir = Path(results["wandb_run_dir"])
     assert wandb_dir.is_dir() and tmp_path in wandb_dir.parents
-    media = list(wandb_dir.rglob("media/images/*.png"))
+    media = [path for path in wandb_dir.rglob("*.png") if "images" in path.parts]
     tables = list(wandb_dir.rglob("media/table/*.json")) + list(wandb_dir.rglob("*concepts*.table.json"))
     assert len(media) >= 6 and tables
 
@@ -132,13 +135,43 @@ def test_rdx_compare_command_with_wandb_offline(tmp_path, checkpoint_root):
 def test_every_method_preset_runs_through_compare(tmp_path, checkpoint_root, method):
     cfg = compose_config("compare", [*tiny_compare_overrides(checkpoint_root), f"method={method}"])
     results = run_compare(cfg, tmp_path)
-    assert results["method"] == {"name": "rdx", "label": method}
-    assert results["explanation"]["info"]["no_difference"] is False
+    assert results["main_method"] == method and results["methods"][method]["name"] == "rdx"
+    result = results["methods"][method]
+    assert result["explanation"]["info"]["no_difference"] is False
     for side in "AB":
-        concepts = results["explanation"]["sides"][side]["concepts"]
+        concepts = result["explanation"]["sides"][side]["concepts"]
         assert len(concepts) == 3 and all(1 <= len(c["grid"]) <= 9 for c in concepts)
     for distance in ("silb", "mned", "lsed"):
-        assert 0.0 <= results["metrics"][distance]["bsr"]["mean"] <= 1.0
+        assert 0.0 <= result["metrics"][distance]["bsr"]["mean"] <= 1.0
     if cfg.method.params.align:
-        for alignment in results["explanation"]["info"]["alignment"].values():
+        for alignment in result["explanation"]["info"]["alignment"].values():
             assert alignment["heldout_cka"] >= alignment["initial_heldout_cka"]
+
+
+def test_all_baselines_run_beside_rdx_through_compare(tmp_path, checkpoint_root):
+    overrides = [o for o in tiny_compare_overrides(checkpoint_root) if not o.startswith("baselines=")]
+    cfg = compose_config("compare", overrides)  # the experiment's default: RDX + every baseline
+    expected = ["rdx", "kmeans", "pca", "nmf", "cnmf", "sae", "topk_sae", "usae", "nlmcd"]
+    assert ["rdx", *cfg.baselines] == expected
+    results = run_compare(cfg, tmp_path)
+    assert list(results["methods"]) == expected
+    for label, method in results["methods"].items():
+        assert method["fit_s"] > 0 and f"{label}_s" in results["timings"]
+        for side in "AB":
+            concepts = method["explanation"]["sides"][side]["concepts"]
+            assert 1 <= len(concepts) <= 3, (label, side)
+            assert all(1 <= len(c["grid"]) <= 9 for c in concepts)
+        assert 0.0 <= method["metrics"]["silb"]["bsr"]["mean"] <= 1.0
+        assert len(list((tmp_path / "grids" / label).glob("*.png"))) == len(method["concepts"])
+    assert Path(results["figures"]["comparison"]).is_file()
+
+
+def test_every_registered_method_has_a_config():
+    from rdx.methods import METHODS, method_class
+
+    configured = {"rdx"} | {
+        compose_config("compare", [f"baselines=[{b}]"]).baselines[b].name for b in group_options("baselines")
+    }
+    assert configured == set(METHODS)
+    for name in METHODS:
+        assert method_class(name).__name__

@@ -28,21 +28,18 @@ def main(cfg: DictConfig) -> None:
     for side, info in results["models"].items():
         accuracy = f", val acc {info['val_acc']:.4f}" if "val_acc" in info else ""
         log.info("model %s = %s (%s%s)", side, info["name"], info["checkpoint"], accuracy)
-    for row in results["concepts"]:
+    main_result = results["methods"][results["main_method"]]
+    for row in main_result["concepts"]:
         log.info(
-            "side %s concept %d: %d images, mean affinity %.3f, grid labels %s",
+            "%s side %s concept %d: %d images, score %.3f, grid labels %s",
+            results["main_method"],
             row["side"],
             row["concept"],
             row["size"],
-            row["mean_affinity"],
+            row["score"],
             row["grid_label_counts"],
         )
-    for distance, scores in results["metrics"].items():
-        bsr = scores["bsr"]
-        log.info(
-            "BSR (%s): side A %.3f, side B %.3f, mean %.3f", distance.upper(), bsr["A"], bsr["B"], bsr["mean"]
-        )
-    for direction, alignment in results["explanation"]["info"].get("alignment", {}).items():
+    for direction, alignment in main_result["explanation"]["info"].get("alignment", {}).items():
         log.info(
             "alignment %s: held-out CKA %.4f -> %.4f (train %.4f), kept step %d",
             direction,
@@ -51,9 +48,23 @@ def main(cfg: DictConfig) -> None:
             alignment["train_cka"],
             alignment["kept_step"],
         )
+    for label, method in results["methods"].items():
+        bsr = {distance: scores["bsr"] for distance, scores in method["metrics"].items()}
+        log.info(
+            "%-12s fit %6.2f s | BSR SILB A %.3f B %.3f mean %.3f | mBSR MNED %.3f LSED %.3f",
+            label,
+            method["fit_s"],
+            bsr["silb"]["A"],
+            bsr["silb"]["B"],
+            bsr["silb"]["mean"],
+            bsr["mned"]["mean"],
+            bsr["lsed"]["mean"],
+        )
     print(f"results:  {output_dir / 'results.json'}")
     print(f"summary:  {results['figures']['summary']}")
     print(f"scatter:  {results['figures']['pca_scatter']}")
+    if "comparison" in results["figures"]:
+        print(f"all methods: {results['figures']['comparison']}")
     print(f"grids:    {output_dir / 'grids'}")
     if results.get("wandb_run_dir"):
         print(f"W&B run:  {results['wandb_run_dir']}")

@@ -1,6 +1,13 @@
 """Drawing: concept grids, summary figures and PCA scatters. Returns arrays and figures, never writes."""
 
-from rdx.viz.grids import concept_grid_images, default_scale, format_label_counts, grid_image, summary_figure
+from rdx.viz.grids import (
+    comparison_figure,
+    concept_grid_images,
+    default_scale,
+    format_label_counts,
+    grid_image,
+    summary_figure,
+)
 from rdx.viz.scatter import pca_2d, pca_scatter, subsample_indices
 
 __all__ = [
@@ -12,4 +19,5 @@ __all__ = [
     "pca_scatter",
     "subsample_indices",
     "summary_figure",
+    "comparison_figure",
 ]

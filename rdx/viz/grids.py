@@ -184,51 +184,79 @@ def summary_figure(
         scale: upscale per image for the montages (None: ``default_scale``).
         label_names: optional names for the integer labels in captions.
     """
-    montages = concept_grid_images(explanation, images, scale=scale, include_null=show_null)
-    rows: dict[str, list[tuple[Concept, bool, str]]] = {}
-    for side in SIDES:
-        null = explanation.null.get(side)
-        panels = [(null, True)] if show_null and null is not None else []
-        panels += [(concept, False) for concept in explanation.concepts.get(side, [])]
-        rows[side] = [(c, is_null, _caption(c, labels, label_names, is_null)) for c, is_null in panels]
-    ncols = max(1, *(len(panels) for panels in rows.values()))
-    caption_lines = max(
-        [caption.count("\n") + 1 for panels in rows.values() for *_, caption in panels] or [1]
+    return comparison_figure(
+        {"": explanation}, images, labels, side_titles, title, show_null, scale, label_names
     )
-    # Per row: the side's title line, the square grid (panel width) and the caption lines at font size 8.
+
+
+def comparison_figure(
+    explanations: Mapping[str, Explanation],
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    side_titles: Mapping[str, str],
+    title: str = "",
+    show_null: bool = False,
+    scale: int | None = None,
+    label_names: Mapping[int, str] | Sequence[str] | None = None,
+) -> Figure:
+    """Several methods' explanations laid out like the paper's comparison figure: for each method, one
+    row per side (model), its grids side by side. Keys of ``explanations`` name the methods ("" for
+    none); other arguments as in ``summary_figure``."""
+    rows: list[tuple[str, str, list[tuple[Concept, bool, str, np.ndarray]]]] = []
+    for method, explanation in explanations.items():
+        montages = concept_grid_images(explanation, images, scale=scale, include_null=show_null)
+        for side in SIDES:
+            null = explanation.null.get(side)
+            panels = [(null, True)] if show_null and null is not None else []
+            panels += [(concept, False) for concept in explanation.concepts.get(side, [])]
+            row_title = f"{side}: {side_titles.get(side, f'side {side}')}"
+            if method:
+                row_title = f"{method} · {row_title}"
+            rows.append(
+                (
+                    side,
+                    row_title,
+                    [
+                        (
+                            c,
+                            is_null,
+                            _caption(c, labels, label_names, is_null),
+                            montages[(side, 0 if is_null else c.index)],
+                        )
+                        for c, is_null in panels
+                    ],
+                )
+            )
+    ncols = max(1, *(len(panels) for *_, panels in rows))
+    caption_lines = max(
+        [caption.count("\n") + 1 for *_, panels in rows for _, _, caption, _ in panels] or [1]
+    )
+    # Per row: the row's title line, the square grid (panel width) and the caption lines at font size 8.
     title_inches = 0.35
     row_inches = _PANEL_INCHES + 0.1 + 0.16 * caption_lines
     figure = Figure(
         figsize=(
             _PANEL_INCHES * ncols + 0.4,
-            len(SIDES) * (title_inches + row_inches) + (0.4 if title else 0),
+            len(rows) * (title_inches + row_inches) + (0.4 if title else 0),
         ),
         layout="constrained",
     )
     if title:
         figure.suptitle(title, fontsize=12, fontweight="bold")
     figure.get_layout_engine().set(h_pad=0.1)  # keep the last captions off the figure's edge
-    # One grid spec with a title row above each side's panels (matplotlib subfigures clip the last
+    # One grid spec with a title row above each row of panels (matplotlib subfigures clip the last
     # row's captions under constrained layout).
-    layout = figure.add_gridspec(2 * len(SIDES), ncols, height_ratios=[title_inches, row_inches] * len(SIDES))
-    for row, side in enumerate(SIDES):
+    layout = figure.add_gridspec(2 * len(rows), ncols, height_ratios=[title_inches, row_inches] * len(rows))
+    for row, (_, row_title, panels) in enumerate(rows):
         title_axes = figure.add_subplot(layout[2 * row, :])
         title_axes.set_axis_off()
-        title_axes.text(
-            0.5,
-            0.5,
-            f"{side}: {side_titles.get(side, f'side {side}')}",
-            ha="center",
-            va="center",
-            fontsize=10.5,
-        )
+        title_axes.text(0.5, 0.5, row_title, ha="center", va="center", fontsize=10.5)
         axes = [figure.add_subplot(layout[2 * row + 1, column]) for column in range(ncols)]
         for ax in axes:
             ax.set_axis_off()
-        if not rows[side]:
+        if not panels:
             axes[0].text(0.5, 0.5, "no concepts", ha="center", va="center", color="0.5", fontsize=9)
-        for ax, (concept, is_null, caption) in zip(axes, rows[side], strict=False):
+        for ax, (_, is_null, caption, montage) in zip(axes, panels, strict=False):
             ax.set_axis_on()
-            montage = montages[(side, 0 if is_null else concept.index)]
             _draw_panel(ax, _fade(montage) if is_null else montage, caption, greyed=is_null)
     return figure
