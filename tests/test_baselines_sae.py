@@ -20,6 +20,10 @@ from rdx.methods.baselines.sae import (
 from rdx.methods.explanation import Concept, Explanation
 from rdx.methods.grids import top_activations
 
+# Training SAEs dominates the suite on 2 CPU cores (minutes); the default suite covers all three
+# through tests/test_cli.py::test_all_baselines_run_beside_rdx_through_compare. Run with -m slow.
+pytestmark = pytest.mark.slow
+
 CONF = Path(__file__).resolve().parents[1] / "conf" / "baselines"
 FAST = {"epochs": 150, "progress": False, "device": "cpu"}
 

@@ -9,15 +9,16 @@ raw inputs after training on standardised ones; that mismatch is deliberately no
 Seeding uses a local ``torch.Generator`` (parameter initialisation and batch order), so a fit never
 touches torch's global random state and is deterministic on CPU for a fixed ``random_state``.
 
-Defaults: batches of 4096 rows, i.e. full-batch Adam for the usual N <= 4096: on a small CPU a few hundred
-full-batch steps are many times faster than thousands of tiny ones (thread start-up dominates those) and
-converge as well. Measured on 64-d MNIST ConvNet features (N = 1500, 2-core CPU): SAE ~1 s, top-k SAE
-~1.5 s, USAE (512 latents) ~12 s, both models included.
+Defaults: batches of 4096 rows, i.e. full-batch Adam for the usual N <= 4096 (on a small CPU a few hundred
+full-batch steps are much faster than thousands of tiny ones, and converge as well), and one torch CPU
+thread while training (``cpu_threads``, see :func:`limited_cpu_threads`; ``None`` keeps torch's setting).
+TIMINGS
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,7 @@ __all__ = [
     "standardise",
     "train_autoencoder",
     "dead_latents",
+    "limited_cpu_threads",
     "firing_entropy_across_models",
     "firing_entropy_over_images",
 ]
@@ -213,6 +215,26 @@ def train_autoencoder(
     return history
 
 
+@contextmanager
+def limited_cpu_threads(device: torch.device, threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch CPU threads, restoring the previous count afterwards.
+
+    No-op on a GPU or with ``threads=None``. Why: these autoencoders are small, so torch's intra-op threads
+    cost more in synchronisation than they save, and on a busy CPU every op can wait for a descheduled
+    thread (all three baselines, N = 1500, d = 64, on a loaded 2-core machine: 27 s with one thread,
+    490 s with two).
+    """
+    if device.type != "cpu" or threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 @torch.no_grad()
 def _encode_all(encode: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> np.ndarray:
     """``encode`` applied to all rows of x in blocks; float64 numpy (N, n_latents)."""
@@ -248,13 +270,17 @@ class FittedAutoencoder:
         return _encode_all(self.autoencoder.encode, _as_tensor(Z, torch.device("cpu")))
 
 
-def _check_training_params(epochs: int, batch_size: int | None, learning_rate: float) -> None:
+def _check_training_params(
+    epochs: int, batch_size: int | None, learning_rate: float, cpu_threads: int | None
+) -> None:
     if not isinstance(epochs, int | np.integer) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     if batch_size is not None and (not isinstance(batch_size, int | np.integer) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer or None (full batch), got {batch_size!r}")
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
+    if cpu_threads is not None and (not isinstance(cpu_threads, int | np.integer) or cpu_threads < 1):
+        raise ValueError(f"cpu_threads must be a positive integer or None, got {cpu_threads!r}")
 
 
 class _PerModelAutoencoderBaseline(PerModelBaseline):
@@ -270,6 +296,7 @@ class _PerModelAutoencoderBaseline(PerModelBaseline):
     learning_rate: float
     device: str
     progress: bool
+    cpu_threads: int | None
 
     def _autoencoder(self, n_features: int, generator: torch.Generator) -> SparseAutoencoder:
         raise NotImplementedError
@@ -278,7 +305,7 @@ class _PerModelAutoencoderBaseline(PerModelBaseline):
         raise NotImplementedError
 
     def _check_params(self) -> None:
-        _check_training_params(self.epochs, self.batch_size, self.learning_rate)
+        _check_training_params(self.epochs, self.batch_size, self.learning_rate, self.cpu_threads)
 
     def validate(self, X: np.ndarray) -> None:
         self._check_params()
@@ -298,19 +325,20 @@ class _PerModelAutoencoderBaseline(PerModelBaseline):
         generator = torch.Generator().manual_seed(int(self.random_state))
         autoencoder = self._autoencoder(Z.shape[1], generator).to(device)
         inputs = _as_tensor(Z, device)
-        losses = train_autoencoder(
-            autoencoder,
-            [inputs],
-            self.epochs,
-            self.batch_size,
-            self.learning_rate,
-            generator,
-            self.progress,
-            self.name,
-        )
-        codes = _encode_all(autoencoder.encode, inputs)
-        with torch.no_grad():
-            mse = float(F.mse_loss(autoencoder.decode(autoencoder.encode(inputs)), inputs))
+        with limited_cpu_threads(device, self.cpu_threads):
+            losses = train_autoencoder(
+                autoencoder,
+                [inputs],
+                self.epochs,
+                self.batch_size,
+                self.learning_rate,
+                generator,
+                self.progress,
+                self.name,
+            )
+            codes = _encode_all(autoencoder.encode, inputs)
+            with torch.no_grad():
+                mse = float(F.mse_loss(autoencoder.decode(autoencoder.encode(inputs)), inputs))
         self._fits.append(FittedAutoencoder(autoencoder.cpu(), mean, scale, codes, losses))
         latents = self._latents(codes)
         concepts = concepts_from_activations(codes, self.grid_size, columns=latents)
@@ -354,6 +382,7 @@ class SAEBaseline(_PerModelAutoencoderBaseline):
         grid_size: int = 9,
         device: str = "auto",
         progress: bool = True,
+        cpu_threads: int | None = 1,
         random_state: int = 0,
     ) -> None:
         self.n_concepts = n_concepts
@@ -364,6 +393,7 @@ class SAEBaseline(_PerModelAutoencoderBaseline):
         self.grid_size = grid_size
         self.device = device
         self.progress = progress
+        self.cpu_threads = cpu_threads
         self.random_state = random_state
 
     def _check_params(self) -> None:
@@ -405,6 +435,7 @@ class TopKSAEBaseline(_PerModelAutoencoderBaseline):
         grid_size: int = 9,
         device: str = "auto",
         progress: bool = True,
+        cpu_threads: int | None = 1,
         random_state: int = 0,
     ) -> None:
         self.n_concepts = n_concepts
@@ -416,6 +447,7 @@ class TopKSAEBaseline(_PerModelAutoencoderBaseline):
         self.grid_size = grid_size
         self.device = device
         self.progress = progress
+        self.cpu_threads = cpu_threads
         self.random_state = random_state
 
     @property
@@ -518,6 +550,7 @@ class UniversalSAEBaseline:
         grid_size: int = 9,
         device: str = "auto",
         progress: bool = True,
+        cpu_threads: int | None = 1,
         random_state: int = 0,
     ) -> None:
         self.n_concepts = n_concepts
@@ -530,10 +563,11 @@ class UniversalSAEBaseline:
         self.grid_size = grid_size
         self.device = device
         self.progress = progress
+        self.cpu_threads = cpu_threads
         self.random_state = random_state
 
     def _check_params(self, n_latents: int) -> None:
-        _check_training_params(self.epochs, self.batch_size, self.learning_rate)
+        _check_training_params(self.epochs, self.batch_size, self.learning_rate, self.cpu_threads)
         if not isinstance(self.expansion, int | np.integer) or self.expansion < 1:
             raise ValueError(f"expansion must be a positive integer, got {self.expansion!r}")
         if not isinstance(self.top_k, int | np.integer) or not 1 <= self.top_k <= n_latents:
@@ -580,19 +614,20 @@ class UniversalSAEBaseline:
         usae = UniversalSparseAutoencoder(
             [x.shape[1] for x in inputs], n_latents, int(self.top_k), generator=generator
         ).to(device)
-        losses = train_autoencoder(
-            usae,
-            inputs,
-            self.epochs,
-            self.batch_size,
-            self.learning_rate,
-            generator,
-            self.progress,
-            self.name,
-        )
-        codes = [_encode_all(lambda x, m=m: usae.encode(x, m), inputs[m]) for m in range(len(inputs))]
-        with torch.no_grad():
-            errors = usae.reconstruction_errors(inputs).cpu().numpy()
+        with limited_cpu_threads(device, self.cpu_threads):
+            losses = train_autoencoder(
+                usae,
+                inputs,
+                self.epochs,
+                self.batch_size,
+                self.learning_rate,
+                generator,
+                self.progress,
+                self.name,
+            )
+            codes = [_encode_all(lambda x, m=m: usae.encode(x, m), inputs[m]) for m in range(len(inputs))]
+            with torch.no_grad():
+                errors = usae.reconstruction_errors(inputs).cpu().numpy()
 
         concepts: dict[str, list[Concept]] = {}
         info: dict[str, Any] = {
