@@ -20,10 +20,6 @@ from rdx.methods.baselines.sae import (
 from rdx.methods.explanation import Concept, Explanation
 from rdx.methods.grids import top_activations
 
-# Training SAEs dominates the suite on 2 CPU cores (minutes); the default suite covers all three
-# through tests/test_cli.py::test_all_baselines_run_beside_rdx_through_compare. Run with -m slow.
-pytestmark = pytest.mark.slow
-
 CONF = Path(__file__).resolve().parents[1] / "conf" / "baselines"
 FAST = {"epochs": 150, "progress": False, "device": "cpu"}
 
@@ -84,11 +80,12 @@ def test_explanation_has_k_concepts_per_side_with_valid_grids(make):
 
 
 @pytest.mark.parametrize("make", ESTIMATORS)
-def test_fit_is_deterministic_and_leaves_global_rng_alone(make):
+def test_fit_is_deterministic_and_leaves_global_torch_state_alone(make):
     X_A, X_B = paired_inputs()
-    state = torch.random.get_rng_state()
+    state, threads = torch.random.get_rng_state(), torch.get_num_threads()
     first = make(random_state=3).fit(X_A, X_B).explanation_
     assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.get_num_threads() == threads  # the one-thread training limit is undone
     second = make(random_state=3).fit(X_A, X_B).explanation_
     same_explanation(first, second)
     assert first.info == second.info
@@ -231,6 +228,7 @@ def test_minibatches_and_full_batch_both_train():
         (lambda: SAEBaseline(epochs=0), "epochs"),
         (lambda: SAEBaseline(batch_size=0), "batch_size"),
         (lambda: SAEBaseline(learning_rate=0.0), "learning_rate"),
+        (lambda: SAEBaseline(cpu_threads=0), "cpu_threads"),
         (lambda: TopKSAEBaseline(n_concepts=5, n_latents=4), "n_latents"),
         (lambda: TopKSAEBaseline(n_concepts=3, n_latents=10, top_k=11), "top_k"),
         (lambda: TopKSAEBaseline(n_concepts=3, top_k=0), "top_k"),

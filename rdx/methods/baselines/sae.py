@@ -12,7 +12,8 @@ touches torch's global random state and is deterministic on CPU for a fixed ``ra
 Defaults: batches of 4096 rows, i.e. full-batch Adam for the usual N <= 4096 (on a small CPU a few hundred
 full-batch steps are much faster than thousands of tiny ones, and converge as well), and one torch CPU
 thread while training (``cpu_threads``, see :func:`limited_cpu_threads`; ``None`` keeps torch's setting).
-TIMINGS
+Measured with the defaults on 64-d MNIST ConvNet features (N = 1500, k = 3, both models, 2-core CPU
+shared with other jobs): SAE 1.2 s, top-k SAE 2.6 s, USAE (512 latents, top-32) 17.5 s.
 """
 
 from __future__ import annotations
@@ -544,7 +545,7 @@ class UniversalSAEBaseline:
         expansion: int = 8,
         top_k: int = 32,
         firing_entropy: str = "models",
-        epochs: int = 400,
+        epochs: int = 300,
         batch_size: int | None = 4096,
         learning_rate: float = 5e-3,
         grid_size: int = 9,
