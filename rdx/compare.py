@@ -16,9 +16,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from rdx.data.mnist import images_to_tensor, load_mnist, select_per_class
+from rdx.data.mnist import flip_images, images_to_tensor, load_mnist, select_per_class
 from rdx.methods import Explanation, build_method
 from rdx.metrics import explanation_scores
+from rdx.metrics.planted import check_pairs, pair_separability, recovery_scores
+from rdx.metrics.representations import representation_scores
 from rdx.models.features import extract_features
 from rdx.sinks.files import save_figure, save_png, write_json_atomic
 from rdx.sinks.wandb_logger import RunLogger
@@ -37,6 +39,7 @@ class ImageSet:
     images: np.ndarray  # (N, H, W) uint8
     labels: np.ndarray  # (N,) int64
     source_indices: np.ndarray  # (N,) positions in the source split
+    label_names: dict[int, str] | None = None  # caption names where a label is not the digit itself
 
 
 @dataclass
@@ -53,12 +56,30 @@ def resolve_device(device: str) -> torch.device:
 
 
 def load_image_set(dataset_cfg: DictConfig) -> ImageSet:
-    """Load the dataset split and select ``n_per_class`` images of each class, deterministically."""
+    """Load the dataset split and select ``n_per_class`` images of each class, deterministically.
+
+    With ``flip`` set, each class also gets ``n_per_class`` other images of it mirrored, labelled
+    class + ``flip_label_offset``: 2 * n_per_class images are drawn per class, alternate ones flipped.
+    """
     if dataset_cfg.kind != "mnist":
         raise ValueError(f"unsupported dataset kind {dataset_cfg.kind!r} (supported: 'mnist')")
     images, labels = load_mnist(dataset_cfg.split, root=dataset_cfg.root, download=dataset_cfg.download)
-    indices = select_per_class(labels, list(dataset_cfg.classes), dataset_cfg.n_per_class, dataset_cfg.seed)
-    return ImageSet(images[indices], labels[indices], indices)
+    classes = list(dataset_cfg.classes)
+    flip = dataset_cfg.get("flip")
+    if flip is None:
+        indices = select_per_class(labels, classes, dataset_cfg.n_per_class, dataset_cfg.seed)
+        return ImageSet(images[indices], labels[indices], indices)
+    offset = int(dataset_cfg.flip_label_offset)
+    if offset <= max(classes):
+        raise ValueError(
+            f"flip_label_offset={offset} would reuse a class label; use more than {max(classes)}"
+        )
+    drawn = select_per_class(labels, classes, 2 * dataset_cfg.n_per_class, dataset_cfg.seed)
+    kept, mirrored = drawn[0::2], drawn[1::2]  # blocks of 2n per class: n of each class in each half
+    selected = np.concatenate([images[kept], flip_images(images[mirrored], flip)])
+    selected_labels = np.concatenate([labels[kept], labels[mirrored] + offset]).astype(np.int64)
+    names = {int(c): str(c) for c in classes} | {int(c) + offset: f"{c}m" for c in classes}
+    return ImageSet(selected, selected_labels, np.concatenate([kept, mirrored]), names)
 
 
 def load_model(model_cfg: DictConfig, checkpoint_root: Path) -> LoadedModel:
@@ -189,6 +210,9 @@ def run_compare(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "main_method": cfg.method.label,
         "methods": {},
     }
+    if image_set.label_names is not None:
+        results["dataset"]["label_names"] = {str(k): v for k, v in image_set.label_names.items()}
+    planted = planted_spec(cfg.get("planted"))
     explanations: dict[str, Explanation] = {}
     for label, name, params in configured_methods(cfg):
         start = time.perf_counter()
@@ -196,7 +220,12 @@ def run_compare(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         explanation = method.fit(features["A"], features["B"], y=image_set.labels).explanation_
         fit_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        scores = explanation_scores(explanation, features["A"], features["B"])
+        scores = explanation_scores(
+            explanation,
+            features["A"],
+            features["B"],
+            reference_compat=cfg.metrics.lsed_reference_compat,
+        )
         rows = concept_rows(explanation, image_set.labels)
         explanations[label] = explanation
         results["methods"][label] = {
@@ -209,8 +238,35 @@ def run_compare(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             "concepts": rows,
             "grid_composition": grid_composition_summary(rows),
         }
+        if planted is not None:
+            results["methods"][label]["recovery"] = recovery_scores(
+                explanation, image_set.labels, planted["mix_A"], planted["mix_B"], planted["min_each"]
+            )
         log.info("%s: fitted in %.2f s, mBSR (SILB) %.3f", label, fit_seconds, scores["silb"]["bsr"]["mean"])
         timings[f"{label}_s"] = fit_seconds
+
+    start = time.perf_counter()
+    results["representations"] = representation_scores(
+        features["A"],
+        features["B"],
+        image_set.labels if cfg.metrics.probes else None,
+        n_splits=cfg.metrics.probe_folds,
+        random_state=cfg.seed,
+    )
+    if planted is not None:
+        planted["separability"] = {
+            side: pair_separability(
+                X, image_set.labels, planted["mix_A"] + planted["mix_B"], cfg.metrics.probe_folds, cfg.seed
+            )
+            for side, X in features.items()
+        }
+        results["planted"] = planted
+        log.info(
+            "planted difference: label-pair separability (probe accuracy) A %.3f, B %.3f",
+            planted["separability"]["A"]["mean"],
+            planted["separability"]["B"]["mean"],
+        )
+    timings["representations_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
     pair = f"{describe(models['A'])} vs {describe(models['B'])}"
@@ -228,6 +284,18 @@ def run_compare(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         results["wandb_run_dir"] = str(wandb_dir)
         write_json_atomic(output_dir / "results.json", results)
     return results
+
+
+def planted_spec(planted_cfg: DictConfig | None) -> dict[str, Any] | None:
+    """The configured known difference (validated label pairs), or None."""
+    if planted_cfg is None:
+        return None
+    return {
+        "description": planted_cfg.description,
+        "mix_A": [list(p) for p in check_pairs(planted_cfg.mix_A, "planted.mix_A")],
+        "mix_B": [list(p) for p in check_pairs(planted_cfg.mix_B, "planted.mix_B")],
+        "min_each": int(planted_cfg.min_each),
+    }
 
 
 def configured_methods(cfg: DictConfig) -> list[tuple[str, str, dict[str, Any]]]:
@@ -267,19 +335,34 @@ def write_figures(
         "B": f"{names['B']} groups, {names['A']} separates (10)",
     }
     figure = summary_figure(
-        main, image_set.images, image_set.labels, rdx_titles, title=f"{main_method}: {title}"
+        main,
+        image_set.images,
+        image_set.labels,
+        rdx_titles,
+        title=f"{main_method}: {title}",
+        label_names=image_set.label_names,
     )
     written["summary"] = output_dir / "summary.png"
     save_figure(figure, written["summary"])
     if len(explanations) > 1:
         model_titles = {side: f"model {side} = {names[side]}" for side in ("A", "B")}
         figure = comparison_figure(
-            explanations, image_set.images, image_set.labels, model_titles, title=title
+            explanations,
+            image_set.images,
+            image_set.labels,
+            model_titles,
+            title=title,
+            label_names=image_set.label_names,
         )
         written["comparison"] = output_dir / "comparison.png"
         save_figure(figure, written["comparison"])
     scatter = pca_scatter(
-        features["A"], features["B"], image_set.labels, (names["A"], names["B"]), explanation=main
+        features["A"],
+        features["B"],
+        image_set.labels,
+        (names["A"], names["B"]),
+        explanation=main,
+        label_names=image_set.label_names,
     )
     written["pca_scatter"] = output_dir / "pca_scatter.png"
     save_figure(scatter, written["pca_scatter"])
@@ -303,6 +386,14 @@ def log_to_wandb(
     for side, info in results["models"].items():
         if "val_acc" in info:
             metrics[f"model_{side}/val_acc"] = info["val_acc"]
+    representations = results.get("representations") or {}
+    if representations.get("cka") is not None:
+        metrics["representations/cka"] = representations["cka"]
+    for key, value in (representations.get("probe") or {}).items():
+        if isinstance(value, (int, float)):
+            metrics[f"representations/probe_{key}"] = value
+    for side, separability in (results.get("planted") or {}).get("separability", {}).items():
+        metrics[f"planted/pair_separability/{side}"] = separability["mean"]
     table_rows = []
     summary: dict[str, Any] = {"n_images": results["dataset"]["n_images"]}
     for label, method in results["methods"].items():
@@ -311,6 +402,10 @@ def log_to_wandb(
                 for side, value in distance_scores[metric].items():
                     metrics[f"{label}/{metric}_{distance}/{side}"] = value
         summary[f"{label}/mBSR_silb"] = method["metrics"]["silb"]["bsr"]["mean"]
+        if "recovery" in method:
+            for key in ("score", "A", "B"):
+                metrics[f"{label}/recovery/{key}"] = method["recovery"][key]
+            summary[f"{label}/recovery"] = method["recovery"]["score"]
         for direction, alignment in method["explanation"]["info"].get("alignment", {}).items():
             for key in ("initial_heldout_cka", "heldout_cka", "train_cka"):
                 metrics[f"{label}/alignment_{direction}/{key}"] = alignment[key]

@@ -333,6 +333,32 @@ def select_per_class(labels: np.ndarray, classes: Sequence[int], n_per_class: in
     return np.concatenate(chosen).astype(np.int64)
 
 
+FLIPS = {"horizontal": 2, "vertical": 1}  # image axis mirrored by each flip, for (n, H, W) arrays
+
+
+def flip_images(images: np.ndarray, flip: str) -> np.ndarray:
+    """Mirror (n, H, W) images left-right (``"horizontal"``) or upside down (``"vertical"``)."""
+    if flip not in FLIPS:
+        raise ValueError(f"flip must be one of {sorted(FLIPS)}, got {flip!r}")
+    images = np.asarray(images)
+    if images.ndim != 3:
+        raise ValueError(f"expected images of shape (n, H, W), got {images.shape}")
+    return np.ascontiguousarray(np.flip(images, axis=FLIPS[flip]))
+
+
+def append_flipped(
+    images: np.ndarray, labels: np.ndarray, flip: str, label_offset: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The images followed by their mirrored copies; the copies' labels are shifted by ``label_offset``.
+
+    ``label_offset=0`` keeps the label (a flip-invariant task); a positive offset gives every mirrored
+    digit its own class (the paper's ``_nl`` models: label + 10).
+    """
+    labels = np.asarray(labels)
+    mirrored = flip_images(images, flip)
+    return np.concatenate([images, mirrored]), np.concatenate([labels, labels + label_offset])
+
+
 def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     """The one MNIST preprocessing (training and feature extraction): scale to [0, 1], normalise.
 
@@ -375,6 +401,9 @@ class MNISTDataModule(L.LightningDataModule):
     ``val_split="test"`` trains on all training images of the classes and validates on their official
     test images; ``"holdout"`` trains on the first 50,000 training images and validates on the last
     10,000. ``max_train_images`` keeps a deterministic random subset of the training images.
+
+    ``flip`` ("horizontal" / "vertical") appends a mirrored copy of every training and validation image
+    (after the subset), with the same label, or with label + K when ``flip_new_labels`` (2K classes).
     """
 
     def __init__(
@@ -388,8 +417,14 @@ class MNISTDataModule(L.LightningDataModule):
         val_split: str = "test",
         seed: int = 0,
         max_train_images: int | None = None,
+        flip: str | None = None,
+        flip_new_labels: bool = False,
     ) -> None:
         super().__init__()
+        if flip is not None and flip not in FLIPS:
+            raise ValueError(f"flip must be null or one of {sorted(FLIPS)}, got {flip!r}")
+        if flip_new_labels and flip is None:
+            raise ValueError("flip_new_labels needs a flip ('horizontal' or 'vertical')")
         if val_split not in ("test", "holdout"):
             raise ValueError(f"val_split must be 'test' or 'holdout', got {val_split!r}")
         if batch_size <= 0:
@@ -405,13 +440,16 @@ class MNISTDataModule(L.LightningDataModule):
         self.val_split = val_split
         self.seed = seed
         self.max_train_images = max_train_images
+        self.flip = flip
+        self.flip_new_labels = flip_new_labels
         self.train_dataset: TensorDataset | None = None
         self.val_dataset: TensorDataset | None = None
 
     @property
     def num_classes(self) -> int:
-        """Number of output labels K."""
-        return len(set(self.label_map.values()))
+        """Number of output labels: K, or 2K when mirrored copies get their own labels."""
+        base = len(set(self.label_map.values()))
+        return 2 * base if self.flip_new_labels else base
 
     @property
     def steps_per_epoch(self) -> int:
@@ -422,8 +460,12 @@ class MNISTDataModule(L.LightningDataModule):
 
     def _subset(self, images: np.ndarray, labels: np.ndarray) -> TensorDataset:
         keep = np.flatnonzero(np.isin(labels, self.classes))
+        images = images[keep]
         targets = np.array([self.label_map[int(d)] for d in labels[keep]], dtype=np.int64)
-        return TensorDataset(images_to_tensor(images[keep]), torch.from_numpy(targets))
+        if self.flip is not None:
+            offset = len(set(self.label_map.values())) if self.flip_new_labels else 0
+            images, targets = append_flipped(images, targets, self.flip, offset)
+        return TensorDataset(images_to_tensor(images), torch.from_numpy(targets))
 
     def setup(self, stage: str | None = None) -> None:
         """Build the train/val TensorDatasets once (idempotent)."""

@@ -44,6 +44,8 @@ DEFAULT_TRAIN_CONFIG: dict[str, Any] = {
         "batch_size": 128,
         "num_workers": 0,
         "max_train_images": None,
+        "flip": None,
+        "flip_new_labels": False,
     },
     "network": {"num_classes": 3, "channels": [32, 64]},
     "optim": {"max_lr": 0.01, "weight_decay": 0.0, "pct_start": 0.3},
@@ -63,6 +65,9 @@ _KEY_EXCLUDED = {
     ("data", "download"),
     ("data", "num_workers"),
 }
+# Settings added after the first checkpoints were written: keyed only when they differ from their
+# default, so the runs trained before they existed keep their keys (and are reused).
+_KEYED_WHEN_SET = {("data", "flip"), ("data", "flip_new_labels")}
 
 
 def resolve_train_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,7 +98,12 @@ def training_config_key(cfg: Mapping[str, Any]) -> str:
     for section, defaults in DEFAULT_TRAIN_CONFIG.items():
         value = resolved[section]
         if isinstance(defaults, dict):
-            value = {key: item for key, item in value.items() if (section, key) not in _KEY_EXCLUDED}
+            value = {
+                key: item
+                for key, item in value.items()
+                if (section, key) not in _KEY_EXCLUDED
+                and not ((section, key) in _KEYED_WHEN_SET and item == defaults[key])
+            }
         relevant[section] = value
     canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -221,6 +231,8 @@ def train_convnet(cfg: Mapping[str, Any], out_dir: Path) -> list[dict[str, Any]]
         val_split=data_cfg["val_split"],
         seed=cfg["seed"],
         max_train_images=data_cfg["max_train_images"],
+        flip=data_cfg["flip"],
+        flip_new_labels=data_cfg["flip_new_labels"],
     )
     datamodule.setup("fit")
     if network_cfg["num_classes"] != datamodule.num_classes:
