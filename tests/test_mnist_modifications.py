@@ -67,6 +67,7 @@ def tiny_study_overrides(checkpoints: str) -> list[str]:
     for side in ("model_a", "model_b"):
         overrides += [
             f"{side}.training.data.max_train_images=512",
+            f"{side}.training.data.max_val_images=500",
             f"{side}.training.trainer.max_epochs=1",
         ]
     # fewer epochs for the learnt baselines: the test checks the plumbing, not their quality. "++": the

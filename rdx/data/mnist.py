@@ -400,7 +400,8 @@ class MNISTDataModule(L.LightningDataModule):
 
     ``val_split="test"`` trains on all training images of the classes and validates on their official
     test images; ``"holdout"`` trains on the first 50,000 training images and validates on the last
-    10,000. ``max_train_images`` keeps a deterministic random subset of the training images.
+    10,000. ``max_train_images`` / ``max_val_images`` keep a deterministic random subset of the training /
+    validation images (quick runs and tests).
 
     ``flip`` ("horizontal" / "vertical") appends a mirrored copy of every training and validation image
     (after the subset), with the same label, or with label + K when ``flip_new_labels`` (2K classes).
@@ -419,6 +420,7 @@ class MNISTDataModule(L.LightningDataModule):
         max_train_images: int | None = None,
         flip: str | None = None,
         flip_new_labels: bool = False,
+        max_val_images: int | None = None,
     ) -> None:
         super().__init__()
         if flip is not None and flip not in FLIPS:
@@ -429,8 +431,9 @@ class MNISTDataModule(L.LightningDataModule):
             raise ValueError(f"val_split must be 'test' or 'holdout', got {val_split!r}")
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        if max_train_images is not None and max_train_images <= 0:
-            raise ValueError(f"max_train_images must be positive or None, got {max_train_images}")
+        for name, value in (("max_train_images", max_train_images), ("max_val_images", max_val_images)):
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive or None, got {value}")
         self.root = root
         self.download = download
         self.classes = tuple(int(c) for c in classes)
@@ -440,6 +443,7 @@ class MNISTDataModule(L.LightningDataModule):
         self.val_split = val_split
         self.seed = seed
         self.max_train_images = max_train_images
+        self.max_val_images = max_val_images
         self.flip = flip
         self.flip_new_labels = flip_new_labels
         self.train_dataset: TensorDataset | None = None
@@ -457,6 +461,13 @@ class MNISTDataModule(L.LightningDataModule):
         self.setup("fit")
         assert self.train_dataset is not None
         return math.ceil(len(self.train_dataset) / self.batch_size)
+
+    def _random_subset(self, labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
+        """Indices of the images of the classes; at most ``size`` of them, a fixed random choice."""
+        keep = np.flatnonzero(np.isin(labels, self.classes))
+        if size is not None and size < keep.size:
+            keep = np.sort(np.random.default_rng(seed).choice(keep, size=size, replace=False))
+        return keep
 
     def _subset(self, images: np.ndarray, labels: np.ndarray) -> TensorDataset:
         keep = np.flatnonzero(np.isin(labels, self.classes))
@@ -477,12 +488,10 @@ class MNISTDataModule(L.LightningDataModule):
         else:
             val_images, val_labels = train_images[50_000:], train_labels[50_000:]
             train_images, train_labels = train_images[:50_000], train_labels[:50_000]
-        keep = np.flatnonzero(np.isin(train_labels, self.classes))
-        if self.max_train_images is not None and self.max_train_images < keep.size:
-            rng = np.random.default_rng(self.seed)
-            keep = np.sort(rng.choice(keep, size=self.max_train_images, replace=False))
+        keep = self._random_subset(train_labels, self.max_train_images, self.seed)
         self.train_dataset = self._subset(train_images[keep], train_labels[keep])
-        self.val_dataset = self._subset(val_images, val_labels)
+        keep = self._random_subset(val_labels, self.max_val_images, self.seed + 1)
+        self.val_dataset = self._subset(val_images[keep], val_labels[keep])
         logger.info(
             "MNIST classes %s: %d training / %d validation images",
             self.classes,

@@ -46,6 +46,7 @@ DEFAULT_TRAIN_CONFIG: dict[str, Any] = {
         "max_train_images": None,
         "flip": None,
         "flip_new_labels": False,
+        "max_val_images": None,
     },
     "network": {"num_classes": 3, "channels": [32, 64]},
     "optim": {"max_lr": 0.01, "weight_decay": 0.0, "pct_start": 0.3},
@@ -67,7 +68,7 @@ _KEY_EXCLUDED = {
 }
 # Settings added after the first checkpoints were written: keyed only when they differ from their
 # default, so the runs trained before they existed keep their keys (and are reused).
-_KEYED_WHEN_SET = {("data", "flip"), ("data", "flip_new_labels")}
+_KEYED_WHEN_SET = {("data", "flip"), ("data", "flip_new_labels"), ("data", "max_val_images")}
 
 
 def resolve_train_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -233,6 +234,7 @@ def train_convnet(cfg: Mapping[str, Any], out_dir: Path) -> list[dict[str, Any]]
         max_train_images=data_cfg["max_train_images"],
         flip=data_cfg["flip"],
         flip_new_labels=data_cfg["flip_new_labels"],
+        max_val_images=data_cfg["max_val_images"],
     )
     datamodule.setup("fit")
     if network_cfg["num_classes"] != datamodule.num_classes:
