@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rdx.sinks.files import _atomic_file, save_figure
+from rdx.sinks.files import atomic_file, save_figure
 from rdx.viz.boxplot import bsr_boxplot
 
 log = logging.getLogger(__name__)
@@ -329,7 +329,7 @@ def to_markdown(
 
 
 def _write_text(path: Path, text: str) -> Path:
-    with _atomic_file(path, "w") as handle:
+    with atomic_file(path, "w") as handle:
         handle.write(text)
     return path
 
@@ -359,10 +359,10 @@ def write_report(
 
     files: dict[str, Path] = {}
     for key, table in tables.items():
-        with _atomic_file(out_dir / f"{key}.csv", "w") as handle:
+        with atomic_file(out_dir / f"{key}.csv", "w") as handle:
             table.to_csv(handle, na_rep="")
         files[key] = out_dir / f"{key}.csv"
-    with _atomic_file(out_dir / "runs.csv", "w") as handle:
+    with atomic_file(out_dir / "runs.csv", "w") as handle:
         runs_frame.to_csv(handle, index=False, na_rep="")
     files["runs"] = out_dir / "runs.csv"
     title = f"Benchmark: {folder.resolve().name}"

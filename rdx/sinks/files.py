@@ -38,7 +38,7 @@ class NumpyJSONEncoder(json.JSONEncoder):
 
 
 @contextlib.contextmanager
-def _atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success move it onto ``path``, on error delete it.
 
     Parent folders are created. The temporary name starts with a dot and ends in ``.tmp``; its
@@ -61,7 +61,7 @@ def _atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO]:
 
 def write_json_atomic(path: str | Path, obj: Any, indent: int = 2) -> Path:
     """Write ``obj`` as JSON (numpy-aware, indented) to ``path`` atomically; returns the path."""
-    with _atomic_file(path, "w") as handle:
+    with atomic_file(path, "w") as handle:
         json.dump(obj, handle, cls=NumpyJSONEncoder, indent=indent)
         handle.write("\n")
     return Path(path)
@@ -71,7 +71,7 @@ def save_figure(figure: Figure, path: str | Path, dpi: int = 150) -> Path:
     """Save a matplotlib figure atomically; the format follows the suffix (png when there is none)."""
     path = Path(path)
     file_format = path.suffix.lstrip(".").lower() or "png"
-    with _atomic_file(path) as handle:
+    with atomic_file(path) as handle:
         figure.savefig(handle, format=file_format, dpi=dpi)
     return path
 
@@ -81,6 +81,6 @@ def save_png(image: np.ndarray, path: str | Path) -> Path:
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise ValueError(f"save_png needs a uint8 image, got {image.dtype}")
-    with _atomic_file(path) as handle:
+    with atomic_file(path) as handle:
         Image.fromarray(image).save(handle, format="PNG")
     return Path(path)
