@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 INSTALLED := $(VENV)/.rdx-installed
 
-.PHONY: demo test test-all train lint clean-outputs
+.PHONY: demo test test-all train study-mnist-modifications lint clean-outputs
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test-all: $(INSTALLED)
 
 train: $(INSTALLED)
 	$(BIN)/rdx-train
+
+# The known-difference benchmark: trains 7 models, runs 5 comparisons, writes the tables (~30 min here).
+study-mnist-modifications: $(INSTALLED)
+	BIN=$(BIN) experiments/mnist_modifications/run.sh
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check rdx tests scripts
