@@ -6,6 +6,8 @@ calls take arrays and parameters only.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from rdx.cache import FeatureCache, array_digest, cache_key, file_digest
 from rdx.data.mnist import flip_images, images_to_tensor, load_mnist, select_per_class
 from rdx.methods import Explanation, build_method
 from rdx.metrics import explanation_scores
@@ -155,13 +158,79 @@ def grid_composition_summary(rows: list[dict[str, Any]], dominated_at: float = 2
     return summary
 
 
+# What cannot change a comparison's results, left out of its run key: where things live, logging, the
+# resume and cache switches (the cache returns what would be computed), progress bars.
+_RUN_KEY_IGNORED_TOP = {"paths", "logger", "resume", "cache"}
+_RUN_KEY_IGNORED_NAMES = {"progress", "enable_progress_bar", "root", "download"}
+
+
+def run_key(cfg: DictConfig) -> str:
+    """sha256 (hex) of the resolved config minus what cannot change the results (see above)."""
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in _RUN_KEY_IGNORED_NAMES}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    container = OmegaConf.to_container(cfg, resolve=True)
+    relevant = {k: strip(v) for k, v in container.items() if k not in _RUN_KEY_IGNORED_TOP}
+    canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _complete_results(path: Path, key: str) -> dict[str, Any] | None:
+    """The results in ``path`` when they are a finished run with this run key, else None."""
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if results.get("run_key") == key and results.get("complete") is True:
+        return results
+    return None
+
+
+def find_completed_run(key: str, output_dir: Path, index_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """A finished run of the same config: in ``output_dir`` itself, or wherever the index says."""
+    candidates = [output_dir / "results.json"]
+    entry = index_dir / f"{key}.json"
+    if entry.is_file():
+        try:
+            candidates.append(Path(json.loads(entry.read_text())["results"]))
+        except (OSError, ValueError, KeyError):
+            log.warning("ignoring unreadable run index entry %s", entry)
+    for path in candidates:
+        results = _complete_results(path, key)
+        if results is not None:
+            return path, results
+    return None
+
+
 def run_compare(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Run one comparison and write results.json, figures and the W&B run into ``output_dir``.
+
+    With ``resume`` on, a comparison whose finished results exist for the same run key (``run_key``:
+    the resolved config minus paths, logger and progress settings) is not run again: its results are
+    returned (and copied into ``output_dir`` with ``reused_from`` when they lie elsewhere). results.json
+    is written once, atomically, as the last step, so a run killed half-way leaves none behind.
 
     Returns the results dictionary that is also written to ``results.json``.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    key = run_key(cfg)
+    index_dir = Path(cfg.paths.runs_index)
+    if cfg.resume:
+        found = find_completed_run(key, output_dir, index_dir)
+        if found is not None:
+            path, results = found
+            log.info("skipped: finished results of this config exist in %s (resume=false reruns)", path)
+            if path.resolve() != (output_dir / "results.json").resolve():
+                results = {**results, "reused_from": str(path.parent)}
+                write_json_atomic(output_dir / "results.json", results)
+            results["skipped"] = True
+            return results
     timings: dict[str, float] = {}
     device = resolve_device(cfg.device)
 
@@ -175,19 +244,34 @@ def run_compare(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     timings["models_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    inputs = images_to_tensor(image_set.images)
-    features = {
-        side: extract_features(
-            model.network,
-            inputs,
-            layer=cfg[f"model_{side.lower()}"].layer,
-            pooling=cfg[f"model_{side.lower()}"].pooling,
-            batch_size=cfg.features.batch_size,
-            device=device,
-            progress=cfg.features.progress,
-        )
-        for side, model in models.items()
-    }
+    cache = FeatureCache(cfg.cache.dir, enabled=cfg.cache.enabled)
+    features, cache_status = {}, {}
+    images_digest = array_digest(image_set.images)
+    for side, model in models.items():
+        model_cfg = cfg[f"model_{side.lower()}"]
+        parts = {
+            "kind": "features",
+            "checkpoint": file_digest(model.info["checkpoint"]),
+            "layer": model_cfg.layer,
+            "pooling": model_cfg.pooling,
+            "preprocessing": "mnist_normalize_0.1307_0.3081",  # rdx.data.mnist.images_to_tensor
+            "images": images_digest,
+            "device": device.type,
+        }
+
+        def compute(network=model.network, model_cfg=model_cfg) -> np.ndarray:
+            return extract_features(
+                network,
+                images_to_tensor(image_set.images),
+                layer=model_cfg.layer,
+                pooling=model_cfg.pooling,
+                batch_size=cfg.features.batch_size,
+                device=device,
+                progress=cfg.features.progress,
+            )
+
+        features[side], hit = cache.get_or_compute(cache_key(parts), parts, compute)
+        cache_status[side] = "off" if not cache.enabled else ("hit" if hit else "miss")
     timings["features_s"] = time.perf_counter() - start
 
     names = {side: models[side].name for side in ("A", "B")}
@@ -200,7 +284,15 @@ def run_compare(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             "classes": list(cfg.dataset.classes),
             "source_indices": image_set.source_indices,
         },
-        "features": {side: {"dim": int(f.shape[1])} for side, f in features.items()},
+        "features": {
+            side: {"dim": int(f.shape[1]), "cache": cache_status[side]} for side, f in features.items()
+        },
+        "cache": {
+            "enabled": cache.enabled,
+            "dir": str(cache.root),
+            "hits": cache.hits,
+            "misses": cache.misses,
+        },
         "side_meaning": {
             "A": f"RDX direction 01: what {names['A']} groups together that {names['B']} separates; "
             f"baselines: {names['A']}'s own concepts",
@@ -275,14 +367,17 @@ def run_compare(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         explanations, cfg.method.label, image_set, features, names, output_dir, cfg.figures.grid_scale, title
     )
     timings["figures_s"] = time.perf_counter() - start
-    results["figures"] = {key: str(path) for key, path in figures_written.items()}
+    results["figures"] = {name: str(path) for name, path in figures_written.items()}
     results["timings"] = timings
-    write_json_atomic(output_dir / "results.json", results)
+    results["run_key"] = key
 
     wandb_dir = log_to_wandb(cfg, results, figures_written, output_dir)
     if wandb_dir is not None:
         results["wandb_run_dir"] = str(wandb_dir)
-        write_json_atomic(output_dir / "results.json", results)
+        results["wandb_group"] = cfg.logger.get("group")
+    results["complete"] = True
+    write_json_atomic(output_dir / "results.json", results)  # the commit point of the run
+    write_json_atomic(index_dir / f"{key}.json", {"results": str((output_dir / "results.json").resolve())})
     return results
 
 

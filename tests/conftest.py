@@ -42,6 +42,11 @@ def tiny_compare_overrides(checkpoints: str) -> list[str]:
     overrides = [
         "experiment=mnist_835",
         f"paths.checkpoints={checkpoints}",
+        # feature cache and run index beside the session's checkpoints, never in the repo; every test
+        # run really runs (resume has its own tests)
+        f"paths.cache={checkpoints}-cache",
+        f"paths.runs_index={checkpoints}-runs",
+        "resume=false",
         "dataset.n_per_class=30",
         "baselines=[]",  # the baselines have their own end-to-end test
     ]

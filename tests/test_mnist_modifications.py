@@ -64,6 +64,7 @@ def test_flipped_image_set_mirrors_other_images_of_each_digit():
 
 def tiny_study_overrides(checkpoints: str) -> list[str]:
     overrides = [f"paths.checkpoints={checkpoints}", "dataset.n_per_class=10", "logger=disabled"]
+    overrides += [f"paths.cache={checkpoints}-cache", f"paths.runs_index={checkpoints}-runs"]
     for side in ("model_a", "model_b"):
         overrides += [
             f"{side}.training.data.max_train_images=512",

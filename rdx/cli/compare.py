@@ -3,6 +3,9 @@
 Examples:
     rdx-compare experiment=mnist_835
     rdx-compare experiment=mnist_835 method.params.gamma=0.1 logger=disabled
+    rdx-compare -m experiment=mnist_835 method.params.gamma=0.05,0.1 hydra/launcher=joblib
+
+Returns (to Hydra sweepers such as Optuna) the main method's mBSR with SILB distances.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, open_dict
 
 from rdx.cli import CONFIG_DIR
 
@@ -20,11 +24,20 @@ log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="compare")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float:
     from rdx.compare import run_compare  # heavy imports after Hydra parsed the command line
 
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    if hydra_cfg.mode == RunMode.MULTIRUN and cfg.logger.get("group") is None:
+        with open_dict(cfg):  # one W&B group per sweep: its folder
+            cfg.logger.group = str(hydra_cfg.sweep.dir)
     results = run_compare(cfg, output_dir)
+    objective = float(results["methods"][results["main_method"]]["metrics"]["silb"]["bsr"]["mean"])
+    if results.get("skipped"):
+        print(f"skipped (finished before): {results.get('reused_from', output_dir)}")
+        print(f"results:  {output_dir / 'results.json'}")
+        return objective
     for side, info in results["models"].items():
         accuracy = f", val acc {info['val_acc']:.4f}" if "val_acc" in info else ""
         log.info("model %s = %s (%s%s)", side, info["name"], info["checkpoint"], accuracy)
@@ -68,6 +81,7 @@ def main(cfg: DictConfig) -> None:
     print(f"grids:    {output_dir / 'grids'}")
     if results.get("wandb_run_dir"):
         print(f"W&B run:  {results['wandb_run_dir']}")
+    return objective
 
 
 if __name__ == "__main__":
