@@ -207,13 +207,16 @@ def find_completed_run(key: str, output_dir: Path, index_dir: Path) -> tuple[Pat
     return None
 
 
-def run_compare(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+def run_compare(cfg: DictConfig, output_dir: Path, job: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one comparison and write results.json, figures and the W&B run into ``output_dir``.
 
     With ``resume`` on, a comparison whose finished results exist for the same run key (``run_key``:
     the resolved config minus paths, logger and progress settings) is not run again: its results are
     returned (and copied into ``output_dir`` with ``reused_from`` when they lie elsewhere). results.json
     is written once, atomically, as the last step, so a run killed half-way leaves none behind.
+
+    ``job`` (the launcher's view: job number, command-line overrides, sweep dir) is stored as
+    ``results["job"]``; the table tool names sweep columns by the overrides that differ.
 
     Returns the results dictionary that is also written to ``results.json``.
     """
@@ -228,6 +231,8 @@ def run_compare(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             log.info("skipped: finished results of this config exist in %s (resume=false reruns)", path)
             if path.resolve() != (output_dir / "results.json").resolve():
                 results = {**results, "reused_from": str(path.parent)}
+                if job is not None:
+                    results["job"] = job
                 write_json_atomic(output_dir / "results.json", results)
             results["skipped"] = True
             return results
@@ -302,6 +307,8 @@ def run_compare(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "main_method": cfg.method.label,
         "methods": {},
     }
+    if job is not None:
+        results["job"] = job
     if image_set.label_names is not None:
         results["dataset"]["label_names"] = {str(k): v for k, v in image_set.label_names.items()}
     planted = planted_spec(cfg.get("planted"))

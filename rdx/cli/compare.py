@@ -32,7 +32,10 @@ def main(cfg: DictConfig) -> float:
     if hydra_cfg.mode == RunMode.MULTIRUN and cfg.logger.get("group") is None:
         with open_dict(cfg):  # one W&B group per sweep: its folder
             cfg.logger.group = str(hydra_cfg.sweep.dir)
-    results = run_compare(cfg, output_dir)
+    job = {"overrides": list(hydra_cfg.overrides.task), "mode": str(hydra_cfg.mode.name)}
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        job.update(num=int(hydra_cfg.job.num), sweep_dir=str(hydra_cfg.sweep.dir))
+    results = run_compare(cfg, output_dir, job=job)
     objective = float(results["methods"][results["main_method"]]["metrics"]["silb"]["bsr"]["mean"])
     if results.get("skipped"):
         print(f"skipped (finished before): {results.get('reused_from', output_dir)}")

@@ -39,7 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--digits", type=int, default=3, help="decimals shown in table.md (default: 3)")
     parser.add_argument("--wandb", choices=MODES, default="offline", help="W&B mode (default: offline)")
     parser.add_argument("--project", default="rdx", help="W&B project (default: rdx)")
-    parser.add_argument("--group", default=None, help="W&B group (default: the runs folder's name)")
+    parser.add_argument(
+        "--group",
+        default=None,
+        help="W&B group (default: the group the runs were logged to, else the runs folder's name)",
+    )
     return parser
 
 
@@ -66,7 +70,7 @@ def log_report_to_wandb(
         mode=mode,
         project=project,
         name="table",
-        group=group or folder.resolve().name,
+        group=group or report.get("wandb_group") or folder.resolve().name,
         tags=["table"],
         config=config,
         dir=out_dir,

@@ -129,25 +129,51 @@ def load_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
             raise RunsError(f"{path}: cannot read it as JSON ({error})") from error
         _check_results(results, path)
         runs.append({"path": path, "modified": path.stat().st_mtime, "results": results})
+    assign_columns(runs)
     return runs
 
 
+def _job_overrides(results: dict[str, Any]) -> dict[str, str]:
+    """The job's command-line overrides (``results["job"]["overrides"]``, written by rdx-compare)."""
+    overrides = (results.get("job") or {}).get("overrides") or []
+    return dict(o.split("=", 1) for o in overrides if "=" in o)
+
+
+def assign_columns(runs: Sequence[dict[str, Any]]) -> None:
+    """Name each run's column (``run["column"]``): its task_name, or, when several runs share a
+    task_name but were started with different overrides (the jobs of a sweep), the task_name followed
+    by the overrides that differ between them, e.g. ``mnist_835[beta=2.0 gamma=0.05]`` (keys shortened
+    to their last part). Runs with the same task_name and overrides share a column (newest wins)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault(run["results"]["task_name"], []).append(run)
+    for task, group in groups.items():
+        overrides = [_job_overrides(run["results"]) for run in group]
+        keys = sorted({key for override in overrides for key in override})
+        varying = [key for key in keys if len({override.get(key) for override in overrides}) > 1]
+        for run, override in zip(group, overrides, strict=True):
+            if not varying:
+                run["column"] = task
+                continue
+            shown = " ".join(f"{key.rsplit('.', 1)[-1]}={override.get(key)}" for key in varying)
+            run["column"] = f"{task}[{shown}]"
+
+
 def newest_per_task(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Keep one run per ``task_name``: the newest by results.json modification time (a warning names both).
+    """Keep one run per column (``assign_columns``): the newest by results.json modification time (a
+    warning names both).
 
     The kept runs stay in their input order.
     """
     kept: dict[str, dict[str, Any]] = {}
     for run in runs:
-        task = run["results"]["task_name"]
+        task = run.get("column", run["results"]["task_name"])
         previous = kept.get(task)
         if previous is None:
             kept[task] = run
             continue
         newer, older = (run, previous) if run["modified"] >= previous["modified"] else (previous, run)
-        log.warning(
-            "task_name %r occurs twice: using the newer %s, not %s", task, newer["path"], older["path"]
-        )
+        log.warning("%r occurs twice: using the newer %s, not %s", task, newer["path"], older["path"])
         kept[task] = newer
     chosen = {id(run) for run in kept.values()}
     return [run for run in runs if id(run) in chosen]
@@ -159,7 +185,7 @@ def column_order(runs: Sequence[dict[str, Any]], columns: Sequence[str] | None =
     Raises:
         RunsError: a requested column is no run's task_name.
     """
-    available = sorted({run["results"]["task_name"] for run in runs})
+    available = sorted({run["column"] for run in runs})
     if MEAN_COLUMN in available:
         raise RunsError(f"a run's task_name is {MEAN_COLUMN!r}, the name of the mean column; rename the task")
     if columns is None:
@@ -181,7 +207,7 @@ def method_order(runs: Sequence[dict[str, Any]]) -> list[str]:
 
 def _runs_by_column(runs: Sequence[dict[str, Any]], columns: Sequence[str] | None) -> list[dict[str, Any]]:
     runs = newest_per_task(runs)
-    by_task = {run["results"]["task_name"]: run for run in runs}
+    by_task = {run["column"]: run for run in runs}
     return [by_task[column] for column in column_order(runs, columns)]
 
 
@@ -204,7 +230,7 @@ def benchmark_tables(
         if key in OPTIONAL_TABLES and not has_recovery:
             continue
         cells = {
-            run["results"]["task_name"]: [
+            run["column"]: [
                 _as_float(spec.cell(run["results"]["methods"][label]))
                 if label in run["results"]["methods"]
                 else float("nan")
@@ -245,7 +271,7 @@ def runs_table(runs: Sequence[dict[str, Any]], root: str | Path | None = None) -
         path = Path(run["path"]).resolve()
         models = results.get("models", {})
         row: dict[str, Any] = {
-            "task_name": results["task_name"],
+            "task_name": run.get("column", results["task_name"]),
             "path": str(path.relative_to(root)) if root is not None and root in path.parents else str(path),
             "main_method": results["main_method"],
             "methods": " ".join(results["methods"]),
@@ -347,13 +373,13 @@ def write_report(
 
     Returns:
         {"tables": {key: DataFrame}, "runs": DataFrame, "files": {table key | "runs" | "markdown" |
-        "boxplot": Path}}
+        "boxplot": Path}, "wandb_group": the W&B group all runs share, or None}
     """
     folder = Path(folder)
     out_dir = folder / "table" if out_dir is None else Path(out_dir)
     runs = newest_per_task(load_runs(find_runs(folder, exclude=out_dir)))
     used = set(column_order(runs, columns))
-    runs = [run for run in runs if run["results"]["task_name"] in used]
+    runs = [run for run in runs if run["column"] in used]
     tables = benchmark_tables(runs, columns)
     runs_frame = runs_table(_runs_by_column(runs, columns), root=folder)
 
@@ -372,4 +398,10 @@ def write_report(
     )
     files["boxplot"] = save_figure(figure, out_dir / "bsr_boxplot.png")
     log.info("benchmark of %d runs written to %s", len(runs), out_dir)
-    return {"tables": tables, "runs": runs_frame, "files": files}
+    groups = sorted({run["results"].get("wandb_group") for run in runs} - {None})
+    return {
+        "tables": tables,
+        "runs": runs_frame,
+        "files": files,
+        "wandb_group": groups[0] if len(groups) == 1 else None,  # the sweep's W&B group, when shared
+    }

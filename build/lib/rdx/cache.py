@@ -1,0 +1,549 @@
+"""Content-keyed cache of representations (features), shared by runs and by processes of a sweep.
+
+An entry is one array, stored under a key that is the SHA-256 of everything it depends on (the image
+selection, the checkpoint content, the layer, the pooling, ...)::
+
+    parts = {"kind": "features", "images": array_digest(images), "checkpoint": file_digest(path),
+             "layer": "block2", "pooling": "gap"}
+    features, hit = cache.get_or_compute(cache_key(parts), parts, lambda: extract_features(...))
+
+Layout under ``root``: ``<key[:2]>/<key>.npy`` (the array), ``<key[:2]>/<key>.json`` (its metadata: the
+key parts, shape, dtype, creation time, seconds it took to compute) and ``<key[:2]>/<key>.lock`` (the
+per-key ``flock`` lock). Files being written are named ``.<key>.npy.tmp-<pid>-<random>`` (and the same
+for ``.json``): the leading dot keeps them from ever being read as entries, and ``clean`` removes the
+ones a killed writer left behind.
+
+Every writer holds the key's lock, so ``clean`` (which only takes locks without waiting) never removes
+a file that a live writer is still working on, and two processes asking for the same missing key
+compute it once. Readers (``get``) take no lock: entries only ever appear through ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+__all__ = [
+    "FeatureCache",
+    "array_digest",
+    "cache_key",
+    "canonical_json",
+    "default_cache_root",
+    "file_digest",
+]
+
+logger = logging.getLogger(__name__)
+
+_KEY = re.compile(r"[0-9a-f]{64}")
+_SHARD = re.compile(r"[0-9a-f]{2}")
+_ENTRY_FILE = re.compile(r"(?P<key>[0-9a-f]{64})\.(?P<kind>npy|json|lock)")
+_TEMP_FILE = re.compile(r"\.(?P<key>[0-9a-f]{64})\.(?:npy|json)\.tmp-\d+-[0-9a-f]+")
+_CHUNK_BYTES = 1 << 20
+_SECONDS_PER_DAY = 86400.0
+
+# (resolved path, device, inode, size, mtime_ns) → SHA-256 hex; see file_digest.
+_file_digests: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def default_cache_root() -> Path:
+    """``$RDX_ROOT/outputs/cache``, or ``./outputs/cache`` without RDX_ROOT (as conf/paths/default.yaml)."""
+    return Path(os.environ.get("RDX_ROOT", ".")) / "outputs" / "cache"
+
+
+def _canonical(value: Any, where: str) -> Any:
+    """``value`` as plain JSON types; TypeError (naming the offending part) for anything else."""
+    if isinstance(value, np.ndarray):
+        raise TypeError(f"cache key part {where!r} is a numpy array; pass array_digest(array) instead")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError(f"cache key part {where!r} is bytes; pass its hashlib.sha256(...).hexdigest()")
+    if isinstance(value, np.generic):  # a numpy scalar is a value: np.int64(3) keys like 3
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        canonical = {}
+        for name, item in value.items():
+            if not isinstance(name, str):
+                raise TypeError(f"cache key part {where!r} has a non-string key {name!r}")
+            canonical[name] = _canonical(item, f"{where}.{name}")
+        return canonical
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_canonical(item, f"{where}[{index}]") for index, item in enumerate(value)]
+    hint = "; pass file_digest(path) to key on a file's content" if isinstance(value, os.PathLike) else ""
+    raise TypeError(
+        f"cache key part {where!r} has type {type(value).__name__}; "
+        f"only JSON values (str, int, float, bool, None, lists, str-keyed mappings) are allowed{hint}"
+    )
+
+
+def canonical_json(parts: Mapping[str, Any]) -> str:
+    """The canonical JSON text of ``parts``: sorted keys, compact separators, numpy scalars as Python."""
+    canonical = {}
+    for name, value in parts.items():
+        if not isinstance(name, str):
+            raise TypeError(f"cache key part names must be strings, got {name!r}")
+        canonical[name] = _canonical(value, name)
+    return json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+
+
+def cache_key(parts: Mapping[str, Any]) -> str:
+    """SHA-256 hex (64 characters) of the canonical JSON of ``parts``.
+
+    ``parts`` holds JSON values only (mappings may be nested, e.g. an OmegaConf DictConfig); the order
+    of mapping keys does not matter. Arrays, bytes and paths raise TypeError: hash them first with
+    :func:`array_digest` / :func:`file_digest`.
+    """
+    return hashlib.sha256(canonical_json(parts).encode("utf-8")).hexdigest()
+
+
+def array_digest(array: np.ndarray) -> str:
+    """SHA-256 hex of an array's dtype (with byte order), shape and C-order bytes.
+
+    Equal values with another dtype or shape give another digest. Object and structured arrays raise
+    TypeError.
+    """
+    array = np.asarray(array)
+    if array.dtype.hasobject or array.dtype.names is not None:
+        raise TypeError(f"array_digest needs a plain numeric/bool array, got dtype {array.dtype}")
+    digest = hashlib.sha256(f"{array.dtype.str}|{array.shape}|".encode())
+    digest.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8))  # no copy when contiguous
+    return digest.hexdigest()
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """SHA-256 hex of a file's content, read in 1 MiB chunks.
+
+    Memoised for the life of the process by (resolved path, device, inode, size, mtime_ns), so the same
+    checkpoint is hashed once; a file rewritten or replaced in place is hashed again.
+    """
+    resolved = Path(path).resolve()
+    before = resolved.stat()
+    memo_key = (str(resolved), before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns)
+    if memo_key in _file_digests:
+        return _file_digests[memo_key]
+    digest = hashlib.sha256()
+    with open(resolved, "rb") as handle:
+        while chunk := handle.read(_CHUNK_BYTES):
+            digest.update(chunk)
+    after = resolved.stat()
+    hexdigest = digest.hexdigest()
+    if (after.st_ino, after.st_size, after.st_mtime_ns) == memo_key[2:]:  # unchanged while hashing
+        _file_digests[memo_key] = hexdigest
+    return hexdigest
+
+
+def _check_key(key: str) -> str:
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise ValueError(f"cache keys are 64 lowercase hex characters (from cache_key), got {key!r}")
+    return key
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make renames in ``directory`` durable; a no-op where directories cannot be fsynced."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+@contextlib.contextmanager
+def _temporary_file(target: Path) -> Iterator[tuple[IO[bytes], Path]]:
+    """A new ``.<name>.tmp-<pid>-<random>`` file beside ``target``, flushed and fsynced on exit.
+
+    The caller renames it into place; on error it is deleted. (rdx.sinks.files.atomic_file renames
+    at once; here the .npy must wait for its metadata, and the pid tells which writer left a temp.)
+    """
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(6)}")
+    try:
+        with open(temporary, "xb") as handle:
+            yield handle, temporary
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class _KeyFiles:
+    """What a scan found for one key in one shard folder."""
+
+    npy: Path | None = None
+    json: Path | None = None
+    lock: Path | None = None
+    temporaries: list[Path] = field(default_factory=list)
+
+
+def _size(path: Path | None) -> int:
+    if path is None:
+        return 0
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+class FeatureCache:
+    """Arrays on disk under content keys, safe for concurrent processes; see the module docstring.
+
+    Args:
+        root: cache folder (created on the first write).
+        enabled: False → ``get`` always misses, ``put`` stores nothing, ``get_or_compute`` just computes.
+
+    Attributes:
+        hits, misses: lookups on this instance that found / did not find a valid entry (a disabled
+            cache counts neither).
+    """
+
+    def __init__(self, root: Path | str, enabled: bool = True) -> None:
+        self.root = Path(root)
+        self.enabled = enabled
+        self.hits = 0
+        self.misses = 0
+
+    def __repr__(self) -> str:
+        return f"FeatureCache(root={str(self.root)!r}, enabled={self.enabled})"
+
+    # -- paths and locks ---------------------------------------------------------------------------
+
+    def _path(self, key: str, suffix: str) -> Path:
+        return self.root / key[:2] / f"{key}{suffix}"
+
+    @contextlib.contextmanager
+    def _locked(self, key: str, wait: bool = True) -> Iterator[bool]:
+        """Hold the key's exclusive ``flock``; yields False (holding nothing) when ``wait`` is False and
+        another process holds it.
+
+        ``clean`` deletes lock files (while holding them), so after locking we check that the path
+        still names the file we locked; otherwise a newcomer could lock a fresh file beside us.
+        """
+        lock_path = self._path(key, ".lock")
+        while True:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # clean removed the empty shard folder just now
+                continue
+            try:
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if not wait:
+                        yield False
+                        return
+                    logger.info("waiting for another process to finish cache entry %s", key[:12])
+                    fcntl.flock(descriptor, fcntl.LOCK_EX)
+                locked = os.fstat(descriptor)
+                try:
+                    current = os.stat(lock_path)
+                except FileNotFoundError:
+                    continue
+                if (locked.st_dev, locked.st_ino) != (current.st_dev, current.st_ino):
+                    continue
+                yield True
+                return
+            finally:
+                os.close(descriptor)  # also releases the lock
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def _discard(self, key: str, npy_path: Path, inode: int, reason: str) -> None:
+        """Log and remove a bad entry, unless a writer has meanwhile replaced the .npy with a new one."""
+        logger.warning("cache entry %s is unusable (%s); removing it and treating it as a miss", key, reason)
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(npy_path).st_ino == inode:
+                npy_path.unlink(missing_ok=True)
+                self._path(key, ".json").unlink(missing_ok=True)
+
+    def _load(self, key: str) -> np.ndarray | None:
+        """The stored array, or None when absent or unusable (an unusable entry is removed)."""
+        npy_path = self._path(key, ".npy")
+        try:
+            handle = open(npy_path, "rb")
+        except FileNotFoundError:
+            return None
+        with handle:
+            inode = os.fstat(handle.fileno()).st_ino
+            try:
+                array = np.load(handle, allow_pickle=False)
+            except (OSError, ValueError, EOFError) as error:
+                self._discard(key, npy_path, inode, f"cannot load {npy_path.name}: {error}")
+                return None
+        try:
+            metadata = json.loads(self._path(key, ".json").read_text(encoding="utf-8"))
+            shape, dtype = tuple(metadata["shape"]), np.dtype(metadata["dtype"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            self._discard(key, npy_path, inode, f"metadata missing or unreadable: {error!r}")
+            return None
+        if array.shape != shape or array.dtype != dtype:
+            reason = f"stored {array.dtype}{array.shape} but metadata says {dtype}{shape}"
+            self._discard(key, npy_path, inode, reason)
+            return None
+        return array
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The array stored under ``key``; None when disabled, absent, or unusable (then removed)."""
+        _check_key(key)
+        if not self.enabled:
+            return None
+        array = self._load(key)
+        if array is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return array
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def _store(self, key: str, array: np.ndarray, parts: Mapping[str, Any], seconds: float | None) -> None:
+        """Write an entry; the caller holds the key's lock.
+
+        Order: .npy to a temp file, .json to a temp file, rename the .json, rename the .npy. The .npy
+        rename is the commit point: a present .npy always has its .json (a killed writer leaves at most
+        a temp file and an orphan .json, which readers ignore and ``clean`` removes).
+        """
+        npy_path, json_path = self._path(key, ".npy"), self._path(key, ".json")
+        npy_path.parent.mkdir(parents=True, exist_ok=True)
+        created = time.time()
+        metadata = {
+            "key": key,
+            "parts": json.loads(canonical_json(parts)),
+            "shape": list(array.shape),
+            "dtype": array.dtype.str,
+            "nbytes": int(array.nbytes),
+            "created": _iso(created),
+            "created_unix": created,
+            "compute_seconds": None if seconds is None else float(seconds),
+        }
+        with _temporary_file(npy_path) as (npy_handle, npy_temporary):
+            np.save(npy_handle, array, allow_pickle=False)
+        try:
+            with _temporary_file(json_path) as (json_handle, json_temporary):
+                json_handle.write(json.dumps(metadata, indent=2).encode("utf-8") + b"\n")
+            os.replace(json_temporary, json_path)
+            _fsync_directory(json_path.parent)
+            os.replace(npy_temporary, npy_path)
+            _fsync_directory(npy_path.parent)
+        except BaseException:
+            npy_temporary.unlink(missing_ok=True)
+            raise
+
+    @staticmethod
+    def _as_storable(array: Any) -> np.ndarray:
+        array = np.asarray(array)
+        if array.dtype.hasobject or array.dtype.names is not None:
+            raise TypeError(f"FeatureCache stores plain numeric/bool arrays, got dtype {array.dtype}")
+        return array
+
+    def put(
+        self, key: str, array: np.ndarray, parts: Mapping[str, Any], compute_seconds: float | None = None
+    ) -> None:
+        """Store ``array`` under ``key`` atomically (under the key's lock); a no-op when disabled.
+
+        ``parts`` (normally those ``key`` was made from by :func:`cache_key`) go into the metadata.
+        """
+        _check_key(key)
+        array = self._as_storable(array)
+        canonical_json(parts)  # reject bad parts before touching the disk
+        if not self.enabled:
+            return
+        with self._locked(key):
+            self._store(key, array, parts, compute_seconds)
+
+    def get_or_compute(
+        self, key: str, parts: Mapping[str, Any], compute: Callable[[], np.ndarray]
+    ) -> tuple[np.ndarray, bool]:
+        """The array under ``key``, computing and storing it on a miss; returns (array, hit).
+
+        Check, compute and store run under the key's lock, so processes asking for the same missing
+        key compute it once: the others wait, then hit. ``compute`` must not write the same key (it
+        would wait for itself). When disabled: computes, no lock, hit is False.
+        """
+        _check_key(key)
+        canonical_json(parts)
+        if not self.enabled:
+            return self._as_storable(compute()), False
+        array = self._load(key)  # fast path without the lock: entries appear atomically
+        if array is None:
+            with self._locked(key):
+                array = self._load(key)
+                if array is None:
+                    self.misses += 1
+                    start = time.perf_counter()
+                    array = self._as_storable(compute())
+                    self._store(key, array, parts, time.perf_counter() - start)
+                    return array, False
+        self.hits += 1
+        return array, True
+
+    # -- maintenance -------------------------------------------------------------------------------
+
+    def _scan(self) -> dict[tuple[Path, str], _KeyFiles]:
+        """Every cache file under root by (shard folder, key); other files are left out."""
+        found: dict[tuple[Path, str], _KeyFiles] = {}
+        if not self.root.is_dir():
+            return found
+        for shard in sorted(self.root.iterdir()):
+            if not (_SHARD.fullmatch(shard.name) and shard.is_dir()):
+                continue
+            for path in sorted(shard.iterdir()):
+                if match := _ENTRY_FILE.fullmatch(path.name):
+                    files = found.setdefault((shard, match["key"]), _KeyFiles())
+                    setattr(files, match["kind"], path)
+                elif match := _TEMP_FILE.fullmatch(path.name):
+                    found.setdefault((shard, match["key"]), _KeyFiles()).temporaries.append(path)
+        return {(shard, key): files for (shard, key), files in found.items() if key[:2] == shard.name}
+
+    @staticmethod
+    def _created(files: _KeyFiles) -> float:
+        """Creation time of an entry: its metadata's, else the .npy's modification time."""
+        try:
+            return float(json.loads(files.json.read_text(encoding="utf-8"))["created_unix"])
+        except (AttributeError, OSError, ValueError, KeyError, TypeError):
+            return files.npy.stat().st_mtime
+
+    def report(self) -> dict[str, Any]:
+        """What the cache holds.
+
+        Returns:
+            ``root``; ``entries`` (arrays stored) and ``bytes`` (their .npy + .json sizes); ``oldest``
+            and ``newest`` (ISO-8601 UTC creation times, None when empty); ``stale_files`` and
+            ``stale_bytes`` (temp files and orphan metadata: written, or being written, but not
+            committed); ``lock_files``.
+        """
+        entries = entry_bytes = stale_files = stale_bytes = lock_files = 0
+        created: list[float] = []
+        for files in self._scan().values():
+            lock_files += files.lock is not None
+            stale = list(files.temporaries)
+            if files.npy is not None:
+                entries += 1
+                entry_bytes += _size(files.npy) + _size(files.json)
+                with contextlib.suppress(FileNotFoundError):
+                    created.append(self._created(files))
+            elif files.json is not None:
+                stale.append(files.json)
+            stale_files += len(stale)
+            stale_bytes += sum(map(_size, stale))
+        return {
+            "root": str(self.root),
+            "entries": entries,
+            "bytes": entry_bytes,
+            "oldest": _iso(min(created, default=None)),
+            "newest": _iso(max(created, default=None)),
+            "stale_files": stale_files,
+            "stale_bytes": stale_bytes,
+            "lock_files": lock_files,
+        }
+
+    @contextlib.contextmanager
+    def _probe_lock(self, key: str, dry_run: bool) -> Iterator[bool]:
+        """Whether no process holds the key's lock; for real runs, keep holding it meanwhile."""
+        if not dry_run:
+            with self._locked(key, wait=False) as acquired:
+                yield acquired
+            return
+        try:
+            descriptor = os.open(self._path(key, ".lock"), os.O_RDWR)
+        except FileNotFoundError:
+            yield True
+            return
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+            yield True
+        finally:
+            os.close(descriptor)
+
+    def clean(self, older_than_days: float | None = None, dry_run: bool = False) -> dict[str, Any]:
+        """Remove entries, stale temp files, orphan metadata and lock files.
+
+        Keys whose lock another process holds (being computed or written) are skipped entirely; any
+        other temp file or orphan .json is a killed writer's leftover and goes.
+
+        Args:
+            older_than_days: remove only entries created more than this many days ago (None: all).
+            dry_run: remove nothing; report what would go.
+
+        Returns:
+            ``removed_entries``, ``removed_stale_files``, ``removed_lock_files``, ``bytes_freed``,
+            ``skipped_in_use`` (keys), ``removed_keys`` (the entries' keys) and ``dry_run``.
+        """
+        if older_than_days is not None and older_than_days < 0:
+            raise ValueError(f"older_than_days must be >= 0, got {older_than_days}")
+        cutoff = None if older_than_days is None else time.time() - older_than_days * _SECONDS_PER_DAY
+        summary: dict[str, Any] = {
+            "removed_entries": 0,
+            "removed_stale_files": 0,
+            "removed_lock_files": 0,
+            "bytes_freed": 0,
+            "skipped_in_use": 0,
+            "removed_keys": [],
+            "dry_run": dry_run,
+        }
+
+        def remove(path: Path | None) -> None:
+            if path is None:
+                return
+            summary["bytes_freed"] += _size(path)
+            if not dry_run:
+                path.unlink(missing_ok=True)
+
+        shards = set()
+        for (shard, key), files in self._scan().items():
+            shards.add(shard)
+            with self._probe_lock(key, dry_run) as free:
+                if not free:
+                    summary["skipped_in_use"] += 1
+                    continue
+                if files.npy is not None:
+                    try:
+                        expired = cutoff is None or self._created(files) < cutoff
+                    except FileNotFoundError:
+                        expired = False
+                    if expired:
+                        remove(files.npy)  # the commit point first: never a .npy without its .json
+                        remove(files.json)
+                        summary["removed_entries"] += 1
+                        summary["removed_keys"].append(key)
+                elif files.json is not None:
+                    remove(files.json)
+                    summary["removed_stale_files"] += 1
+                for temporary in files.temporaries:
+                    remove(temporary)
+                summary["removed_stale_files"] += len(files.temporaries)
+                summary["removed_lock_files"] += files.lock is not None
+                if not dry_run:  # probing created the lock file if it was missing; it goes too
+                    # removed while we hold it: lockers re-check the inode (see _locked)
+                    self._path(key, ".lock").unlink(missing_ok=True)
+        if not dry_run:
+            for shard in shards:
+                with contextlib.suppress(OSError):  # only removes empty folders
+                    shard.rmdir()
+        return summary

@@ -1,0 +1,85 @@
+"""What the baselines share: fitting one decomposition per model and turning it into concepts.
+
+A per-model baseline implements ``concepts_for(X) -> list[Concept]`` for one representation; the base
+class fits it on each side, checks inputs and parameters, and returns the shared ``Explanation``.
+Joint baselines (USAE, NLMCD) implement ``fit`` themselves and reuse the helpers below.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rdx.methods.explanation import Concept, Explanation
+from rdx.methods.grids import top_activations
+from rdx.methods.rdx import check_representations
+
+
+def check_n_concepts(n_concepts: int, X: np.ndarray, needs_features: bool = True) -> None:
+    """k must be a positive integer, at most the number of samples (and of features, for
+    decompositions whose rank is bounded by d)."""
+    if not isinstance(n_concepts, int | np.integer) or n_concepts < 1:
+        raise ValueError(f"n_concepts must be a positive integer, got {n_concepts!r}")
+    n, d = X.shape
+    if n_concepts > n:
+        raise ValueError(f"n_concepts={n_concepts} is larger than the number of samples N={n}")
+    if needs_features and n_concepts > d:
+        raise ValueError(f"n_concepts={n_concepts} is larger than the number of features d={d}")
+
+
+def concepts_from_activations(
+    activations: np.ndarray, grid_size: int = 9, columns: list[int] | None = None
+) -> list[Concept]:
+    """Concepts from an (N, k) activation/coefficient matrix: one per column (or per listed column).
+
+    grid: the ``grid_size`` images with the highest activation; members: the images whose largest
+    activation (over the listed columns) is this one and positive; score: the column's mean activation.
+    Concepts are numbered 1..k in the given column order.
+    """
+    activations = np.asarray(activations, dtype=np.float64)
+    columns = list(range(activations.shape[1])) if columns is None else list(columns)
+    chosen = activations[:, columns]
+    winner = np.argmax(chosen, axis=1)
+    positive = chosen[np.arange(len(chosen)), winner] > 0
+    concepts = []
+    for position, column in enumerate(columns):
+        members = np.flatnonzero((winner == position) & positive)
+        grid = top_activations(activations[:, column], grid_size)
+        concepts.append(Concept(position + 1, members, grid, float(activations[:, column].mean())))
+    return concepts
+
+
+class PerModelBaseline:
+    """Base for baselines fitted on each model separately; subclasses define ``concepts_for``.
+
+    Subclasses store their parameters in ``__init__`` (scikit-learn style) and set ``name``.
+    ``fit`` never modifies X_A or X_B: subclasses receive read-only views.
+    """
+
+    name = "baseline"
+    needs_features = True  # k <= d (PCA, NMF); clustering methods set False
+
+    n_concepts: int
+    grid_size: int
+    random_state: int
+
+    def concepts_for(self, X: np.ndarray) -> tuple[list[Concept], dict[str, Any]]:
+        """Concepts (and diagnostics) for one representation X (N, d)."""
+        raise NotImplementedError
+
+    def validate(self, X: np.ndarray) -> None:
+        """Method-specific checks of one representation (e.g. NMF needs X >= 0)."""
+
+    def fit(self, X_A: np.ndarray, X_B: np.ndarray, y: np.ndarray | None = None) -> PerModelBaseline:
+        X_A, X_B = check_representations(X_A, X_B, min_samples=2)
+        concepts: dict[str, list[Concept]] = {}
+        info: dict[str, Any] = {"n_concepts": self.n_concepts, "random_state": self.random_state}
+        for side, X in (("A", X_A), ("B", X_B)):
+            check_n_concepts(self.n_concepts, X, self.needs_features)
+            view = X.view()
+            view.flags.writeable = False  # a method that tries to modify its input fails loudly
+            self.validate(view)
+            concepts[side], info[side] = self.concepts_for(view)
+        self.explanation_ = Explanation(self.name, concepts, info=info)
+        return self

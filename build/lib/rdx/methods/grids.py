@@ -1,0 +1,166 @@
+"""Grid selection: which images show a concept. The one place this logic lives; every method uses it.
+
+Each strategy takes the concept's member indices, the explained model's features (N, d), an affinity
+accessor and the grid size, and returns up to ``grid_size`` image indices, most representative first.
+The affinity accessor ``affinity_block(rows, cols) -> (len(rows), len(cols))`` returns the unsymmetrised
+affinity of the explained direction; strategies that do not need it ignore it, so methods without an
+affinity (the baselines) pass None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from rdx.methods.neighbourhoods import pairwise_distances
+
+AffinityBlock = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _sorted_by_distance(candidates: np.ndarray, features: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """Candidates ordered by distance to ``point``, ties by index."""
+    distances = np.linalg.norm(features[candidates].astype(np.float64) - point, axis=1)
+    return candidates[np.lexsort((candidates, distances))]
+
+
+def nearest_members(points: np.ndarray, size: int) -> np.ndarray:
+    """Each point's ``size`` nearest points among ``points`` (itself first, then by distance, ties by
+    index), as local indices (m, size). Selects by partition and sorts only the selected few; rows with
+    a tie at the boundary fall back to a full stable sort, so the result equals a stable argsort."""
+    local = pairwise_distances(points, dtype="float64", device="cpu")
+    np.fill_diagonal(local, -np.inf)  # anchor first, even among duplicate points
+    m = local.shape[0]
+    if size >= m:
+        return np.argsort(local, axis=1, kind="stable")
+    chosen = np.argpartition(local, size - 1, axis=1)[:, :size]
+    values = np.take_along_axis(local, chosen, axis=1)
+    order = np.lexsort((chosen, values), axis=1)
+    nearest = np.take_along_axis(chosen, order, axis=1)
+    boundary = values.max(axis=1, keepdims=True)
+    tied = np.flatnonzero((local <= boundary).sum(axis=1) > size)
+    if len(tied):
+        nearest[tied] = np.argsort(local[tied], axis=1, kind="stable")[:, :size]
+    return nearest
+
+
+def _require_affinity(affinity_block: AffinityBlock | None, strategy: str) -> AffinityBlock:
+    if affinity_block is None:
+        raise ValueError(f"grid strategy {strategy!r} needs an affinity; this method has none")
+    return affinity_block
+
+
+def maximize_total_neighborhood_affinity(
+    members: np.ndarray,
+    features: np.ndarray,
+    affinity_block: AffinityBlock | None,
+    grid_size: int = 9,
+    random_state: int = 0,
+) -> np.ndarray:
+    """The paper's default: the member neighbourhood with the largest total affinity.
+
+    For each member m take its min(|C|, grid_size) nearest members (m itself first) in the explained
+    model; its score is the sum of the unsymmetrised affinity over that block. The grid is the best block,
+    anchor first, then by distance to the anchor (ties by index).
+    """
+    affinity_block = _require_affinity(affinity_block, "maximize_total_neighborhood_affinity")
+    members = np.asarray(members, dtype=np.int64)
+    size = min(len(members), grid_size)
+    neighbourhoods = nearest_members(features[members], size)  # (m, size) local indices
+    local_affinity = affinity_block(members, members)
+    # Sum each block in index order, so anchors with the same neighbourhood score exactly the same and
+    # the first of them wins (summing in anchor order would let rounding pick).
+    in_index_order = np.sort(neighbourhoods, axis=1)
+    blocks = local_affinity[in_index_order[:, :, None], in_index_order[:, None, :]]  # (m, size, size)
+    scores = blocks.sum(axis=(1, 2))
+    return members[neighbourhoods[int(np.argmax(scores))]]  # first maximum: deterministic
+
+
+def centroid(
+    members: np.ndarray,
+    features: np.ndarray,
+    affinity_block: AffinityBlock | None = None,
+    grid_size: int = 9,
+    random_state: int = 0,
+) -> np.ndarray:
+    """The images of the whole set nearest the concept's mean (they need not be members)."""
+    mean = features[np.asarray(members)].astype(np.float64).mean(axis=0)
+    everyone = np.arange(features.shape[0])
+    return _sorted_by_distance(everyone, features, mean)[:grid_size]
+
+
+def spectral_cluster_centroid(
+    members: np.ndarray,
+    features: np.ndarray,
+    affinity_block: AffinityBlock | None = None,
+    grid_size: int = 9,
+    random_state: int = 0,
+) -> np.ndarray:
+    """The members nearest the concept's mean."""
+    members = np.asarray(members, dtype=np.int64)
+    mean = features[members].astype(np.float64).mean(axis=0)
+    return _sorted_by_distance(members, features, mean)[:grid_size]
+
+
+def max_affinity(
+    members: np.ndarray,
+    features: np.ndarray,
+    affinity_block: AffinityBlock | None,
+    grid_size: int = 9,
+    random_state: int = 0,
+) -> np.ndarray:
+    """The members with the highest mean affinity to the other members (row mean), ties by index."""
+    affinity_block = _require_affinity(affinity_block, "max_affinity")
+    members = np.asarray(members, dtype=np.int64)
+    row_mean = affinity_block(members, members).mean(axis=1)
+    return members[np.lexsort((members, -row_mean))][:grid_size]
+
+
+def random(
+    members: np.ndarray,
+    features: np.ndarray,
+    affinity_block: AffinityBlock | None = None,
+    grid_size: int = 9,
+    random_state: int = 0,
+) -> np.ndarray:
+    """Members drawn at random (seeded): a baseline for how much selection matters."""
+    members = np.asarray(members, dtype=np.int64)
+    rng = np.random.default_rng(random_state)
+    return rng.choice(members, size=min(grid_size, len(members)), replace=False)
+
+
+def top_activations(activations: np.ndarray, grid_size: int = 9) -> np.ndarray:
+    """The images with the highest activation (score, coefficient) for one concept, ties by index.
+
+    The grid rule of the dictionary-learning baselines (PCA, NMF, SAEs): activations is (N,) over the
+    whole image set.
+    """
+    activations = np.asarray(activations, dtype=np.float64)
+    order = np.lexsort((np.arange(len(activations)), -activations))
+    return order[:grid_size].astype(np.int64)
+
+
+GRID_STRATEGIES: dict[str, Callable[..., np.ndarray]] = {
+    "maximize_total_neighborhood_affinity": maximize_total_neighborhood_affinity,
+    "centroid": centroid,
+    "spectral_cluster_centroid": spectral_cluster_centroid,
+    "max_affinity": max_affinity,
+    "random": random,
+}
+
+
+def select_grid(
+    strategy: str,
+    members: np.ndarray,
+    features: np.ndarray,
+    affinity_block: AffinityBlock | None = None,
+    grid_size: int = 9,
+    random_state: int = 0,
+) -> np.ndarray:
+    """Dispatch to a strategy by name; returns int64 indices into the image set."""
+    if strategy not in GRID_STRATEGIES:
+        raise ValueError(f"unknown grid strategy {strategy!r}; choose one of {sorted(GRID_STRATEGIES)}")
+    if len(members) == 0:
+        return np.empty(0, dtype=np.int64)
+    grid = GRID_STRATEGIES[strategy](members, features, affinity_block, grid_size, random_state)
+    return np.asarray(grid, dtype=np.int64)

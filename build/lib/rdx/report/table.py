@@ -1,0 +1,407 @@
+"""Benchmark tables from a folder of comparison runs: every ``results.json`` below it → one table per metric.
+
+Rows are methods (their labels), columns are comparisons (each run's ``task_name``) plus their mean.
+The functions from ``find_runs`` to ``to_markdown`` are pure (they read files but write nothing);
+``write_report`` is the edge that writes the CSV/Markdown files and the box plot.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rdx.sinks.files import atomic_file, save_figure
+from rdx.viz.boxplot import bsr_boxplot
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE = "results.json"
+MEAN_COLUMN = "mean"
+MISSING = "–"  # how a NaN cell (e.g. a side without concepts) reads in Markdown
+DISTANCES = ("silb", "mned", "lsed")
+SCORE_METRICS = ("bsr", "tsd", "eq")
+SCORE_SIDES = ("A", "B", "mean")
+
+
+class RunsError(ValueError):
+    """The runs folder cannot be read into tables: missing, empty, or holding a malformed results.json."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One benchmark table: its Markdown heading, which way is better, and how a method's cell is read."""
+
+    title: str
+    higher_is_better: bool
+    cell: Callable[[dict[str, Any]], float]
+
+
+def _score(distance: str, metric: str, side: str) -> Callable[[dict[str, Any]], float]:
+    return lambda method: method["metrics"][distance][metric][side]
+
+
+def _recovery_score(method: dict[str, Any]) -> float:
+    recovery = method.get("recovery")
+    return float("nan") if not recovery or recovery.get("score") is None else recovery["score"]
+
+
+# Table key (also the CSV file name) → spec, in the order they appear in table.md.
+TABLES: dict[str, TableSpec] = {
+    "mbsr_silb": TableSpec("mBSR (SILB)", True, _score("silb", "bsr", "mean")),
+    "mbsr_mned": TableSpec("mBSR (MNED)", True, _score("mned", "bsr", "mean")),
+    "mbsr_lsed": TableSpec("mBSR (LSED)", True, _score("lsed", "bsr", "mean")),
+    "tsd_silb": TableSpec("TSD (SILB), mean of both sides", True, _score("silb", "tsd", "mean")),
+    "eq_silb": TableSpec("Tie rate EQ (SILB), mean of both sides", False, _score("silb", "eq", "mean")),
+    "bsr_a_silb": TableSpec("BSR (SILB), side A", True, _score("silb", "bsr", "A")),
+    "bsr_b_silb": TableSpec("BSR (SILB), side B", True, _score("silb", "bsr", "B")),
+    "recovery": TableSpec("Planted-difference recovery score", True, _recovery_score),
+}
+OPTIONAL_TABLES = ("recovery",)  # written only when some run reports it
+
+
+def find_runs(folder: str | Path, exclude: str | Path | None = None) -> list[Path]:
+    """Every ``results.json`` below ``folder`` (recursively, sorted), skipping those inside ``exclude``.
+
+    Raises:
+        RunsError: the folder does not exist, or holds no results.json outside ``exclude``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RunsError(f"runs folder {folder} does not exist or is not a folder")
+    excluded = None if exclude is None else Path(exclude).resolve()
+    paths = [
+        path
+        for path in sorted(folder.rglob(RESULTS_FILE))
+        if path.is_file() and (excluded is None or excluded not in path.resolve().parents)
+    ]
+    if not paths:
+        raise RunsError(f"no {RESULTS_FILE} found below {folder}")
+    return paths
+
+
+def _check_results(results: Any, path: Path) -> None:
+    """Raise a RunsError naming ``path`` when the keys the tables read are missing."""
+
+    def fail(problem: str) -> None:
+        raise RunsError(f"{path}: {problem} (not a results.json written by rdx-compare?)")
+
+    if not isinstance(results, dict):
+        fail("the file does not hold a JSON object")
+    for key in ("task_name", "main_method", "methods"):
+        if key not in results:
+            fail(f"missing key {key!r}")
+    if not isinstance(results["methods"], dict) or not results["methods"]:
+        fail("'methods' is empty or not an object")
+    if results["main_method"] not in results["methods"]:
+        fail(f"main_method {results['main_method']!r} is not one of the methods {list(results['methods'])}")
+    for label, method in results["methods"].items():
+        metrics = method.get("metrics") if isinstance(method, dict) else None
+        if not isinstance(metrics, dict):
+            fail(f"method {label!r} has no 'metrics'")
+        for distance in DISTANCES:
+            for metric in SCORE_METRICS:
+                scores = metrics.get(distance, {}).get(metric)
+                if not isinstance(scores, dict) or any(side not in scores for side in SCORE_SIDES):
+                    fail(f"method {label!r} lacks metrics.{distance}.{metric}.{{A,B,mean}}")
+            if not isinstance(metrics[distance].get("grids"), dict):
+                fail(f"method {label!r} lacks metrics.{distance}.grids")
+
+
+def load_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Read each results.json into ``{"path": Path, "modified": mtime in s, "results": dict}``.
+
+    Raises:
+        RunsError: a file is not JSON or lacks the keys the tables need; the message names the file.
+    """
+    runs = []
+    for path in map(Path, paths):
+        try:
+            results = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise RunsError(f"{path}: cannot read it as JSON ({error})") from error
+        _check_results(results, path)
+        runs.append({"path": path, "modified": path.stat().st_mtime, "results": results})
+    assign_columns(runs)
+    return runs
+
+
+def _job_overrides(results: dict[str, Any]) -> dict[str, str]:
+    """The job's command-line overrides (``results["job"]["overrides"]``, written by rdx-compare)."""
+    overrides = (results.get("job") or {}).get("overrides") or []
+    return dict(o.split("=", 1) for o in overrides if "=" in o)
+
+
+def assign_columns(runs: Sequence[dict[str, Any]]) -> None:
+    """Name each run's column (``run["column"]``): its task_name, or, when several runs share a
+    task_name but were started with different overrides (the jobs of a sweep), the task_name followed
+    by the overrides that differ between them, e.g. ``mnist_835[beta=2.0 gamma=0.05]`` (keys shortened
+    to their last part). Runs with the same task_name and overrides share a column (newest wins)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault(run["results"]["task_name"], []).append(run)
+    for task, group in groups.items():
+        overrides = [_job_overrides(run["results"]) for run in group]
+        keys = sorted({key for override in overrides for key in override})
+        varying = [key for key in keys if len({override.get(key) for override in overrides}) > 1]
+        for run, override in zip(group, overrides, strict=True):
+            if not varying:
+                run["column"] = task
+                continue
+            shown = " ".join(f"{key.rsplit('.', 1)[-1]}={override.get(key)}" for key in varying)
+            run["column"] = f"{task}[{shown}]"
+
+
+def newest_per_task(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep one run per column (``assign_columns``): the newest by results.json modification time (a
+    warning names both).
+
+    The kept runs stay in their input order.
+    """
+    kept: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        task = run.get("column", run["results"]["task_name"])
+        previous = kept.get(task)
+        if previous is None:
+            kept[task] = run
+            continue
+        newer, older = (run, previous) if run["modified"] >= previous["modified"] else (previous, run)
+        log.warning("%r occurs twice: using the newer %s, not %s", task, newer["path"], older["path"])
+        kept[task] = newer
+    chosen = {id(run) for run in kept.values()}
+    return [run for run in runs if id(run) in chosen]
+
+
+def column_order(runs: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> list[str]:
+    """The comparison columns: ``columns`` as given (a subset is allowed), else all task names sorted.
+
+    Raises:
+        RunsError: a requested column is no run's task_name.
+    """
+    available = sorted({run["column"] for run in runs})
+    if MEAN_COLUMN in available:
+        raise RunsError(f"a run's task_name is {MEAN_COLUMN!r}, the name of the mean column; rename the task")
+    if columns is None:
+        return available
+    unknown = [column for column in columns if column not in available]
+    if unknown:
+        raise RunsError(f"--columns names {unknown}, which no run has; available: {available}")
+    if len(set(columns)) != len(columns):
+        raise RunsError(f"--columns repeats a name: {list(columns)}")
+    return list(columns)
+
+
+def method_order(runs: Sequence[dict[str, Any]]) -> list[str]:
+    """Method labels: the main method(s) first, then the others in order of appearance."""
+    main = [run["results"]["main_method"] for run in runs]
+    others = [label for run in runs for label in run["results"]["methods"]]
+    return list(dict.fromkeys([*main, *others]))
+
+
+def _runs_by_column(runs: Sequence[dict[str, Any]], columns: Sequence[str] | None) -> list[dict[str, Any]]:
+    runs = newest_per_task(runs)
+    by_task = {run["column"]: run for run in runs}
+    return [by_task[column] for column in column_order(runs, columns)]
+
+
+def benchmark_tables(
+    runs: Sequence[dict[str, Any]], columns: Sequence[str] | None = None
+) -> dict[str, pd.DataFrame]:
+    """One DataFrame per table in ``TABLES``: index = method labels, columns = comparisons + "mean".
+
+    A method absent from a comparison, or a NaN score, is NaN; "mean" is over the comparisons with a
+    value. The recovery table is included only when some method of some run reports a recovery.
+    Duplicate task names keep the newest run (see ``newest_per_task``).
+    """
+    ordered = _runs_by_column(runs, columns)
+    labels = method_order(ordered)
+    has_recovery = any(
+        method.get("recovery") for run in ordered for method in run["results"]["methods"].values()
+    )
+    tables = {}
+    for key, spec in TABLES.items():
+        if key in OPTIONAL_TABLES and not has_recovery:
+            continue
+        cells = {
+            run["column"]: [
+                _as_float(spec.cell(run["results"]["methods"][label]))
+                if label in run["results"]["methods"]
+                else float("nan")
+                for label in labels
+            ]
+            for run in ordered
+        }
+        table = pd.DataFrame(cells, index=pd.Index(labels, name="method"), dtype=float)
+        table[MEAN_COLUMN] = table.mean(axis=1, skipna=True)
+        tables[key] = table
+    return tables
+
+
+def _as_float(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def grid_bsr_values(
+    runs: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, distance: str = "silb"
+) -> dict[str, np.ndarray]:
+    """Per method, the BSR of every shown grid of both sides across all comparisons (NaN dropped)."""
+    ordered = _runs_by_column(runs, columns)
+    values: dict[str, list[float]] = {label: [] for label in method_order(ordered)}
+    for run in ordered:
+        for label, method in run["results"]["methods"].items():
+            for grids in method["metrics"][distance]["grids"].values():
+                values[label] += [_as_float(grid["bsr"]) for grid in grids]
+    return {label: np.array([v for v in bsr if not math.isnan(v)]) for label, bsr in values.items()}
+
+
+def runs_table(runs: Sequence[dict[str, Any]], root: str | Path | None = None) -> pd.DataFrame:
+    """One row per run: path (relative to ``root`` when inside it), task, methods, images, model
+    validation accuracies and, when some run has them, the representation similarity columns."""
+    root = None if root is None else Path(root).resolve()
+    rows = []
+    for run in runs:
+        results = run["results"]
+        path = Path(run["path"]).resolve()
+        models = results.get("models", {})
+        row: dict[str, Any] = {
+            "task_name": run.get("column", results["task_name"]),
+            "path": str(path.relative_to(root)) if root is not None and root in path.parents else str(path),
+            "main_method": results["main_method"],
+            "methods": " ".join(results["methods"]),
+            "dataset": results.get("dataset", {}).get("name"),
+            "n_images": results.get("dataset", {}).get("n_images"),
+        }
+        for side in ("A", "B"):
+            row[f"model_{side}"] = models.get(side, {}).get("name")
+            row[f"val_acc_{side}"] = models.get(side, {}).get("val_acc")
+        representations = results.get("representations")
+        if representations:
+            probe = representations.get("probe") or {}
+            row["cka"] = representations.get("cka")
+            row["probe_acc_A"] = probe.get("A")
+            row["probe_acc_B"] = probe.get("B")
+            row["probe_agreement"] = probe.get("agreement")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _format_cell(value: Any, digits: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.{digits}f}"
+    return str(value).replace("|", "\\|")
+
+
+def dataframe_to_markdown(table: pd.DataFrame, digits: int = 3, higher_is_better: bool | None = None) -> str:
+    """A pipe table of ``table`` with its index as the first column; NaN reads "–".
+
+    With ``higher_is_better`` set, the best value of each numeric column is bold (all tied ones, judged
+    on the shown digits); numbers are right-aligned.
+    """
+    header = [str(table.index.name or ""), *map(str, table.columns)]
+    numeric = [pd.api.types.is_numeric_dtype(table[column]) for column in table.columns]
+    body = [[_format_cell(label, digits) for label in table.index]]
+    for column, is_numeric in zip(table.columns, numeric, strict=True):
+        values = table[column].tolist()
+        cells = [_format_cell(value, digits) for value in values]
+        if is_numeric and higher_is_better is not None:
+            shown = [round(v, digits) for v in values if v is not None and not math.isnan(v)]
+            if shown:
+                best = max(shown) if higher_is_better else min(shown)
+                cells = [
+                    f"**{cell}**" if cell != MISSING and round(value, digits) == best else cell
+                    for cell, value in zip(cells, values, strict=True)
+                ]
+        body.append(cells)
+    rows = list(zip(*body, strict=True))
+    lines = [
+        "| " + " | ".join(h.replace("|", "\\|") for h in header) + " |",
+        "|" + "|".join(["---", *("---:" if n else "---" for n in numeric)]) + "|",
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+    return "\n".join(lines)
+
+
+def to_markdown(
+    tables: dict[str, pd.DataFrame],
+    runs: pd.DataFrame | None = None,
+    title: str = "Benchmark",
+    digits: int = 3,
+) -> str:
+    """All tables under one heading each (best per column bold), then the runs they come from."""
+    parts = [
+        f"# {title}",
+        "Rows are methods, columns are comparisons (`task_name`); `mean` is over the comparisons with a "
+        f"value. The best value per column is **bold**; {MISSING} means no value (e.g. a side without "
+        "concepts).",
+    ]
+    for key, table in tables.items():
+        spec = TABLES.get(key)
+        higher = True if spec is None else spec.higher_is_better
+        heading = key if spec is None else spec.title
+        direction = "higher is better" if higher else "lower is better"
+        parts += [f"## {heading}", f"`{key}.csv`, {direction}.", dataframe_to_markdown(table, digits, higher)]
+    if runs is not None:
+        parts += ["## Runs", dataframe_to_markdown(runs.set_index("task_name"), digits)]
+    return "\n\n".join(parts) + "\n"
+
+
+def _write_text(path: Path, text: str) -> Path:
+    with atomic_file(path, "w") as handle:
+        handle.write(text)
+    return path
+
+
+def write_report(
+    folder: str | Path,
+    out_dir: str | Path | None = None,
+    columns: Sequence[str] | None = None,
+    digits: int = 3,
+) -> dict[str, Any]:
+    """Read every results.json below ``folder`` and write the tables, runs.csv and the box plot.
+
+    Writes into ``out_dir`` (default ``<folder>/table``; results.json files inside it are skipped):
+    ``<table key>.csv`` per table, ``table.md`` with all of them, ``runs.csv`` and ``bsr_boxplot.png``.
+
+    Returns:
+        {"tables": {key: DataFrame}, "runs": DataFrame, "files": {table key | "runs" | "markdown" |
+        "boxplot": Path}, "wandb_group": the W&B group all runs share, or None}
+    """
+    folder = Path(folder)
+    out_dir = folder / "table" if out_dir is None else Path(out_dir)
+    runs = newest_per_task(load_runs(find_runs(folder, exclude=out_dir)))
+    used = set(column_order(runs, columns))
+    runs = [run for run in runs if run["column"] in used]
+    tables = benchmark_tables(runs, columns)
+    runs_frame = runs_table(_runs_by_column(runs, columns), root=folder)
+
+    files: dict[str, Path] = {}
+    for key, table in tables.items():
+        with atomic_file(out_dir / f"{key}.csv", "w") as handle:
+            table.to_csv(handle, na_rep="")
+        files[key] = out_dir / f"{key}.csv"
+    with atomic_file(out_dir / "runs.csv", "w") as handle:
+        runs_frame.to_csv(handle, index=False, na_rep="")
+    files["runs"] = out_dir / "runs.csv"
+    title = f"Benchmark: {folder.resolve().name}"
+    files["markdown"] = _write_text(out_dir / "table.md", to_markdown(tables, runs_frame, title, digits))
+    figure = bsr_boxplot(
+        grid_bsr_values(runs, columns), title=f"BSR (SILB) per grid, {len(runs)} comparisons"
+    )
+    files["boxplot"] = save_figure(figure, out_dir / "bsr_boxplot.png")
+    log.info("benchmark of %d runs written to %s", len(runs), out_dir)
+    groups = sorted({run["results"].get("wandb_group") for run in runs} - {None})
+    return {
+        "tables": tables,
+        "runs": runs_frame,
+        "files": files,
+        "wandb_group": groups[0] if len(groups) == 1 else None,  # the sweep's W&B group, when shared
+    }

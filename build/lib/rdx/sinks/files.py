@@ -1,0 +1,86 @@
+"""Atomic file writers for the run directory: JSON results, figures and PNG images.
+
+Every writer fills a temporary file next to the target and moves it into place with ``os.replace``,
+so a reader (or a crashed/interrupted job) never sees a half-written file and an existing file stays
+intact when writing fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
+
+
+class NumpyJSONEncoder(json.JSONEncoder):
+    """JSON encoder that also accepts numpy scalars and arrays, and paths."""
+
+    def default(self, obj: Any) -> Any:
+        if isinstance(obj, np.bool_):
+            return bool(obj)
+        if isinstance(obj, np.integer):
+            return int(obj)
+        if isinstance(obj, np.floating):
+            return float(obj)
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+        if isinstance(obj, Path):
+            return str(obj)
+        return super().default(obj)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success move it onto ``path``, on error delete it.
+
+    Parent folders are created. The temporary name starts with a dot and ends in ``.tmp``; its
+    permissions follow the umask like any new file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    exclusive_mode = mode.replace("w", "x")
+    try:
+        with open(temporary, exclusive_mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, obj: Any, indent: int = 2) -> Path:
+    """Write ``obj`` as JSON (numpy-aware, indented) to ``path`` atomically; returns the path."""
+    with atomic_file(path, "w") as handle:
+        json.dump(obj, handle, cls=NumpyJSONEncoder, indent=indent)
+        handle.write("\n")
+    return Path(path)
+
+
+def save_figure(figure: Figure, path: str | Path, dpi: int = 150) -> Path:
+    """Save a matplotlib figure atomically; the format follows the suffix (png when there is none)."""
+    path = Path(path)
+    file_format = path.suffix.lstrip(".").lower() or "png"
+    with atomic_file(path) as handle:
+        figure.savefig(handle, format=file_format, dpi=dpi)
+    return path
+
+
+def save_png(image: np.ndarray, path: str | Path) -> Path:
+    """Save a uint8 image (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA as PNG atomically."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"save_png needs a uint8 image, got {image.dtype}")
+    with atomic_file(path) as handle:
+        Image.fromarray(image).save(handle, format="PNG")
+    return Path(path)

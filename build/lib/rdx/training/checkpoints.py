@@ -1,0 +1,147 @@
+"""ConvNet checkpoint files, the run index that lists them, and choosing one checkpoint from it.
+
+A checkpoint is a small ``torch.save`` dict: ``state_dict`` (of the :class:`ConvNet`), ``network``
+(its constructor arguments), ``step``, ``epoch``, ``val_acc``, ``val_loss``. A run directory holds
+them plus ``index.json`` / ``index.csv`` with one row per checkpoint:
+``{step, epoch, val_acc, kind: "dense" | "epoch_end", path}`` (path relative to the run directory).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rdx.models.convnet import ConvNet
+
+logger = logging.getLogger(__name__)
+
+INDEX_COLUMNS = ("step", "epoch", "val_acc", "kind", "path")
+CHECKPOINT_STRATEGIES = ("final", "closest_val_acc")
+_HOW_TO_TRAIN = (
+    "Train it first with `rdx-train` (it writes the checkpoints and index.json into the run directory)."
+)
+
+
+class CheckpointSelectionError(ValueError):
+    """No checkpoint satisfies the selection (strategy or accuracy range)."""
+
+
+def save_checkpoint(
+    path: Path,
+    net: ConvNet,
+    network: Mapping[str, Any],
+    step: int,
+    epoch: int,
+    val_acc: float,
+    val_loss: float,
+) -> None:
+    """Write one small ConvNet checkpoint (tensors copied to CPU, contiguous)."""
+    state_dict = {
+        name: tensor.detach().cpu().contiguous().clone() for name, tensor in net.state_dict().items()
+    }
+    payload = {
+        "state_dict": state_dict,
+        "network": dict(network),
+        "step": int(step),
+        "epoch": int(epoch),
+        "val_acc": float(val_acc),
+        "val_loss": float(val_loss),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, path)
+
+
+def load_convnet_checkpoint(path: str | Path) -> ConvNet:
+    """Rebuild the :class:`ConvNet` stored in a checkpoint written by ``rdx-train``; on CPU, in eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ConvNet checkpoint {path} does not exist. {_HOW_TO_TRAIN}")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    network = payload["network"]
+    net = ConvNet(num_classes=int(network["num_classes"]), channels=tuple(network["channels"]))
+    net.load_state_dict(payload["state_dict"])
+    return net.eval()
+
+
+def write_index(run_dir: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write ``index.csv`` then ``index.json`` (the latter marks the run as complete)."""
+    run_dir = Path(run_dir)
+    with open(run_dir / "index.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=INDEX_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({column: row[column] for column in INDEX_COLUMNS})
+    with open(run_dir / "index.json", "w") as handle:
+        json.dump([{column: row[column] for column in INDEX_COLUMNS} for row in rows], handle, indent=2)
+
+
+def read_index(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Rows of a run's ``index.json``, with ``path`` made absolute."""
+    run_dir = Path(run_dir)
+    index_path = run_dir / "index.json"
+    if not index_path.is_file():
+        raise FileNotFoundError(
+            f"{index_path} does not exist (training missing or unfinished). {_HOW_TO_TRAIN}"
+        )
+    with open(index_path) as handle:
+        rows = json.load(handle)
+    return [{**row, "path": str((run_dir / row["path"]).resolve())} for row in rows]
+
+
+def _describe(rows: Sequence[Mapping[str, Any]]) -> str:
+    return ", ".join(f"step {row['step']} ({row['kind']}): {row['val_acc']:.4f}" for row in rows)
+
+
+def select_checkpoint(
+    rows: Sequence[Mapping[str, Any]],
+    strategy: str,
+    target: float | None = None,
+    min_acc: float | None = None,
+    max_acc: float | None = None,
+) -> dict[str, Any]:
+    """Choose one checkpoint row of a run index.
+
+    Args:
+        rows: rows from :func:`read_index`; ``val_acc`` is a fraction in [0, 1].
+        strategy: "final" (the last epoch-end checkpoint) or "closest_val_acc" (val_acc closest to
+            ``target``; ties go to the earliest step).
+        target: wanted validation accuracy (fraction), required by "closest_val_acc".
+        min_acc, max_acc: accepted validation-accuracy range for the chosen row (inclusive).
+
+    Returns:
+        The chosen row (a copy).
+
+    Raises:
+        CheckpointSelectionError: no rows, or the chosen val_acc lies outside [min_acc, max_acc].
+    """
+    if not rows:
+        raise CheckpointSelectionError("the run index holds no checkpoints")
+    if strategy == "final":
+        candidates = [row for row in rows if row["kind"] == "epoch_end"]
+        if not candidates:
+            raise CheckpointSelectionError(f"no epoch_end checkpoint among: {_describe(rows)}")
+        chosen = max(candidates, key=lambda row: row["step"])
+    elif strategy == "closest_val_acc":
+        if target is None:
+            raise CheckpointSelectionError("strategy 'closest_val_acc' needs a target accuracy")
+        chosen = min(rows, key=lambda row: (abs(row["val_acc"] - target), row["step"]))
+    else:
+        raise CheckpointSelectionError(
+            f"unknown strategy {strategy!r}; choose one of {CHECKPOINT_STRATEGIES}"
+        )
+    accuracy = chosen["val_acc"]
+    too_low = min_acc is not None and accuracy < min_acc
+    too_high = max_acc is not None and accuracy > max_acc
+    if too_low or too_high:
+        raise CheckpointSelectionError(
+            f"strategy {strategy!r} chose step {chosen['step']} with val_acc {accuracy:.4f}, outside the "
+            f"accepted range [{min_acc}, {max_acc}]. Available checkpoints: {_describe(rows)}"
+        )
+    logger.info("Selected checkpoint step %s (%s, val_acc %.4f)", chosen["step"], chosen["kind"], accuracy)
+    return dict(chosen)

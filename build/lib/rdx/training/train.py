@@ -1,0 +1,346 @@
+"""Train the MNIST ConvNet from a plain config dict, saving dense early checkpoints and epoch-end ones.
+
+The config has the sections of ``conf/train.yaml`` (see :data:`DEFAULT_TRAIN_CONFIG`); callers with an
+OmegaConf config pass ``OmegaConf.to_container(cfg, resolve=True)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import CSVLogger
+from torch import nn
+
+from rdx.data.mnist import MNISTDataModule
+from rdx.models.convnet import ConvNetClassifier
+from rdx.training.checkpoints import save_checkpoint, write_index
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TRAIN_CONFIG: dict[str, Any] = {
+    "name": "mnist_835",
+    "seed": 0,
+    "data": {
+        "root": None,
+        "download": False,
+        "classes": [3, 5, 8],
+        "relabel": None,
+        "val_split": "test",
+        "batch_size": 128,
+        "num_workers": 0,
+        "max_train_images": None,
+        "flip": None,
+        "flip_new_labels": False,
+        "max_val_images": None,
+    },
+    "network": {"num_classes": 3, "channels": [32, 64]},
+    "optim": {"max_lr": 0.01, "weight_decay": 0.0, "pct_start": 0.3},
+    "trainer": {
+        "max_epochs": 5,
+        "accelerator": "auto",
+        "deterministic": True,
+        "enable_progress_bar": True,
+        "limit_train_batches": None,
+    },
+    "checkpoints": {"dense_every_n_steps": 5, "dense_until_step": 136},
+}
+# Settings that cannot change the trained weights; left out of the run-directory key.
+_KEY_EXCLUDED = {
+    ("trainer", "enable_progress_bar"),
+    ("data", "root"),
+    ("data", "download"),
+    ("data", "num_workers"),
+}
+# Settings added after the first checkpoints were written: keyed only when they differ from their
+# default, so the runs trained before they existed keep their keys (and are reused).
+_KEYED_WHEN_SET = {("data", "flip"), ("data", "flip_new_labels"), ("data", "max_val_images")}
+
+
+def resolve_train_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Fill missing keys from :data:`DEFAULT_TRAIN_CONFIG`; reject unknown keys inside its sections.
+
+    Top-level keys other than the default sections (e.g. output paths) are kept but ignored.
+    """
+    resolved = copy.deepcopy(dict(cfg))
+    for section, defaults in DEFAULT_TRAIN_CONFIG.items():
+        if not isinstance(defaults, dict):
+            resolved.setdefault(section, defaults)
+            continue
+        given = dict(resolved.get(section) or {})
+        unknown = sorted(set(given) - set(defaults))
+        if unknown:
+            raise ValueError(
+                f"unknown key(s) {unknown} in training config section {section!r}; "
+                f"known keys: {sorted(defaults)}"
+            )
+        resolved[section] = {**copy.deepcopy(defaults), **given}
+    return resolved
+
+
+def training_config_key(cfg: Mapping[str, Any]) -> str:
+    """sha256 (hex) of the canonical JSON of the settings that determine the weights and checkpoints."""
+    resolved = resolve_train_config(cfg)
+    relevant: dict[str, Any] = {}
+    for section, defaults in DEFAULT_TRAIN_CONFIG.items():
+        value = resolved[section]
+        if isinstance(defaults, dict):
+            value = {
+                key: item
+                for key, item in value.items()
+                if (section, key) not in _KEY_EXCLUDED
+                and not ((section, key) in _KEYED_WHEN_SET and item == defaults[key])
+            }
+        relevant[section] = value
+    canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def evaluate_classifier(
+    net: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 128
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of a classifier, in eval mode without gradients.
+
+    The module's train/eval mode is restored afterwards.
+
+    Args:
+        net: maps (n, ...) inputs to (n, K) logits; its parameters' device is used.
+        images: (N, ...) inputs; labels: int64 (N,).
+
+    Returns:
+        (loss, accuracy) with accuracy a fraction in [0, 1].
+    """
+    device = next(net.parameters()).device
+    was_training = net.training
+    net.eval()
+    total_loss, correct = 0.0, 0
+    try:
+        with torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                batch = images[start : start + batch_size].to(device)
+                target = labels[start : start + batch_size].to(device)
+                logits = net(batch)
+                total_loss += F.cross_entropy(logits, target, reduction="sum").item()
+                correct += int((logits.argmax(dim=1) == target).sum().item())
+    finally:
+        net.train(was_training)
+    return total_loss / len(images), correct / len(images)
+
+
+class CheckpointRecorder(Callback):
+    """Saves + validates the ConvNet every ``every_n_steps`` optimizer steps up to ``until_step``, and at
+    every epoch end; collects one index row per checkpoint in :attr:`rows`."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        val_images: torch.Tensor,
+        val_labels: torch.Tensor,
+        network: Mapping[str, Any],
+        every_n_steps: int,
+        until_step: int,
+        eval_batch_size: int = 128,
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.val_images = val_images
+        self.val_labels = val_labels
+        self.network = dict(network)
+        self.every_n_steps = every_n_steps
+        self.until_step = until_step
+        self.eval_batch_size = eval_batch_size
+        self.rows: list[dict[str, Any]] = []
+        self._evaluated: dict[int, tuple[float, float]] = {}
+
+    def _record(self, trainer: L.Trainer, pl_module: L.LightningModule, kind: str) -> None:
+        step, epoch = trainer.global_step, trainer.current_epoch
+        if step not in self._evaluated:
+            self._evaluated[step] = evaluate_classifier(
+                pl_module.net, self.val_images, self.val_labels, self.eval_batch_size
+            )
+            if trainer.logger is not None:
+                val_loss, val_acc = self._evaluated[step]
+                trainer.logger.log_metrics({"val/loss": val_loss, "val/acc": val_acc}, step=step)
+        val_loss, val_acc = self._evaluated[step]
+        name = f"dense-step{step:05d}.pt" if kind == "dense" else f"epoch{epoch:02d}-step{step:05d}.pt"
+        relative = Path("checkpoints") / name
+        save_checkpoint(self.out_dir / relative, pl_module.net, self.network, step, epoch, val_acc, val_loss)
+        self.rows.append(
+            {"step": step, "epoch": epoch, "val_acc": val_acc, "kind": kind, "path": relative.as_posix()}
+        )
+        logger.info("step %d (epoch %d, %s): val_acc %.4f", step, epoch, kind, val_acc)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        step = trainer.global_step
+        on_schedule = self.every_n_steps > 0 and step % self.every_n_steps == 0
+        # global_step does not advance on batches without an optimizer step; record each step once.
+        if 0 < step <= self.until_step and on_schedule and step not in self._evaluated:
+            self._record(trainer, pl_module, "dense")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._record(trainer, pl_module, "epoch_end")
+
+
+def _resolve_accelerator(accelerator: str) -> str:
+    if accelerator == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return accelerator
+
+
+def train_convnet(cfg: Mapping[str, Any], out_dir: Path) -> list[dict[str, Any]]:
+    """Train the ConvNet described by ``cfg`` and write its checkpoints and index into ``out_dir``.
+
+    Writes ``checkpoints/*.pt``, ``index.json`` and ``index.csv`` (rows {step, epoch, val_acc, kind,
+    path}; ``epoch`` is the 0-based epoch the checkpoint was taken in), ``train_config.json`` and a
+    Lightning CSV log under ``logs/``.
+
+    Returns:
+        The index rows, in the order the checkpoints were taken (paths relative to ``out_dir``).
+    """
+    cfg = resolve_train_config(cfg)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_cfg, network_cfg, optim_cfg = cfg["data"], cfg["network"], cfg["optim"]
+    trainer_cfg, checkpoint_cfg = cfg["trainer"], cfg["checkpoints"]
+    with open(out_dir / "train_config.json", "w") as handle:
+        json.dump({**cfg, "config_key": training_config_key(cfg)}, handle, indent=2)
+
+    L.seed_everything(cfg["seed"], workers=True)
+    relabel = data_cfg["relabel"]
+    datamodule = MNISTDataModule(
+        root=data_cfg["root"],
+        download=data_cfg["download"],
+        classes=tuple(data_cfg["classes"]),
+        relabel={int(digit): int(label) for digit, label in relabel.items()} if relabel else None,
+        batch_size=data_cfg["batch_size"],
+        num_workers=data_cfg["num_workers"],
+        val_split=data_cfg["val_split"],
+        seed=cfg["seed"],
+        max_train_images=data_cfg["max_train_images"],
+        flip=data_cfg["flip"],
+        flip_new_labels=data_cfg["flip_new_labels"],
+        max_val_images=data_cfg["max_val_images"],
+    )
+    datamodule.setup("fit")
+    if network_cfg["num_classes"] != datamodule.num_classes:
+        raise ValueError(
+            f"network.num_classes={network_cfg['num_classes']} but the data has "
+            f"{datamodule.num_classes} classes ({list(data_cfg['classes'])})"
+        )
+    limit = trainer_cfg["limit_train_batches"]
+    module = ConvNetClassifier(
+        num_classes=network_cfg["num_classes"],
+        channels=tuple(network_cfg["channels"]),
+        max_lr=optim_cfg["max_lr"],
+        weight_decay=optim_cfg["weight_decay"],
+        pct_start=optim_cfg["pct_start"],
+        max_epochs=trainer_cfg["max_epochs"],
+        # With a batch limit the trainer knows the real step count; without one the data module does.
+        steps_per_epoch=datamodule.steps_per_epoch if limit is None else None,
+    )
+    # channels_last makes the CPU convolutions ~15% faster in training and ~40% in evaluation.
+    module.net.to(memory_format=torch.channels_last)
+    val_images, val_labels = datamodule.val_dataset.tensors
+    recorder = CheckpointRecorder(
+        out_dir,
+        val_images,
+        val_labels,
+        network={"num_classes": network_cfg["num_classes"], "channels": list(network_cfg["channels"])},
+        every_n_steps=checkpoint_cfg["dense_every_n_steps"],
+        until_step=checkpoint_cfg["dense_until_step"],
+        eval_batch_size=data_cfg["batch_size"],
+    )
+    accelerator = _resolve_accelerator(trainer_cfg["accelerator"])
+    deterministic: bool | str = bool(trainer_cfg["deterministic"])
+    if deterministic and accelerator != "cpu":
+        # CUDA has no deterministic adaptive-avg-pool backward; warn instead of failing.
+        deterministic = "warn"
+    # The Trainer switches deterministic algorithms on process-wide; restore the setting afterwards.
+    deterministic_before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    started = time.perf_counter()
+    try:
+        trainer = L.Trainer(
+            default_root_dir=out_dir,
+            accelerator=accelerator,
+            devices=1,
+            max_epochs=trainer_cfg["max_epochs"],
+            deterministic=deterministic,
+            enable_progress_bar=trainer_cfg["enable_progress_bar"],
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            logger=CSVLogger(save_dir=out_dir, name="logs", version=""),
+            log_every_n_steps=10,
+            limit_train_batches=limit,
+            limit_val_batches=0,  # validation happens in CheckpointRecorder, on the full val set
+            num_sanity_val_steps=0,
+            callbacks=[recorder],
+        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+            trainer.fit(module, datamodule=datamodule)
+    finally:
+        torch.use_deterministic_algorithms(deterministic_before[0], warn_only=deterministic_before[1])
+    logger.info(
+        "Trained %s in %.1f s; %d checkpoints in %s",
+        cfg["name"],
+        time.perf_counter() - started,
+        len(recorder.rows),
+        out_dir,
+    )
+    write_index(out_dir, recorder.rows)
+    return recorder.rows
+
+
+def ensure_trained(cfg: Mapping[str, Any], checkpoint_root: Path, force: bool = False) -> Path:
+    """Return the run directory for ``cfg``, training into it first unless a finished run exists.
+
+    The directory is ``checkpoint_root / f"{name}-{key[:10]}"`` with ``key`` from
+    :func:`training_config_key`. Training happens in a temporary sibling directory renamed into place
+    at the end, so an interrupted run never leaves a directory that looks complete (has index.json).
+    """
+    checkpoint_root = Path(checkpoint_root)
+    key = training_config_key(cfg)
+    run_dir = checkpoint_root / f"{cfg.get('name', DEFAULT_TRAIN_CONFIG['name'])}-{key[:10]}"
+    if (run_dir / "index.json").is_file() and not force:
+        logger.info("Reusing trained checkpoints in %s", run_dir)
+        return run_dir
+    checkpoint_root.mkdir(parents=True, exist_ok=True)
+    temporary = checkpoint_root / f".{run_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        train_convnet(cfg, temporary)
+        if run_dir.exists():
+            # A forced retrain or an incomplete leftover: move it aside, then swap the new run in.
+            stale = checkpoint_root / f".{run_dir.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(run_dir, stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            os.replace(temporary, run_dir)
+        except OSError:
+            if (run_dir / "index.json").is_file():  # a concurrent run finished first; use it
+                logger.info("Another process finished %s first; reusing it", run_dir)
+                return run_dir
+            raise
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary, ignore_errors=True)
+    logger.info("Trained checkpoints written to %s", run_dir)
+    return run_dir
