@@ -73,7 +73,8 @@ def test_train_then_compare_smoke(tmp_path, checkpoint_root):
     # both models come from the run trained above, not a second training
     assert {results["models"][s]["training_run"] for s in "AB"} == {str(run_dir)}
     assert results["dataset"]["n_images"] == 90
-    assert results["features"] == {"A": {"dim": 64}, "B": {"dim": 64}}
+    assert {side: f["dim"] for side, f in results["features"].items()} == {"A": 64, "B": 64}
+    assert {f["cache"] for f in results["features"].values()} <= {"hit", "miss"}  # session-wide cache
     assert results["main_method"] == "rdx" and list(results["methods"]) == ["rdx"]
     rdx = results["methods"]["rdx"]
     for side in "AB":
