@@ -6,8 +6,6 @@ calls take arrays and parameters only.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from rdx.metrics import explanation_scores
 from rdx.metrics.planted import check_pairs, pair_separability, recovery_scores
 from rdx.metrics.representations import representation_scores
 from rdx.models.features import extract_features
+from rdx.runs import resume_finished_run, run_key
 from rdx.sinks.files import save_figure, save_png, write_json_atomic
 from rdx.sinks.wandb_logger import RunLogger
 from rdx.training.checkpoints import load_convnet_checkpoint, read_index, select_checkpoint
@@ -158,55 +157,6 @@ def grid_composition_summary(rows: list[dict[str, Any]], dominated_at: float = 2
     return summary
 
 
-# What cannot change a comparison's results, left out of its run key: where things live, logging, the
-# resume and cache switches (the cache returns what would be computed), progress bars.
-_RUN_KEY_IGNORED_TOP = {"paths", "logger", "resume", "cache"}
-_RUN_KEY_IGNORED_NAMES = {"progress", "enable_progress_bar", "root", "download"}
-
-
-def run_key(cfg: DictConfig) -> str:
-    """sha256 (hex) of the resolved config minus what cannot change the results (see above)."""
-
-    def strip(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k not in _RUN_KEY_IGNORED_NAMES}
-        if isinstance(node, list):
-            return [strip(v) for v in node]
-        return node
-
-    container = OmegaConf.to_container(cfg, resolve=True)
-    relevant = {k: strip(v) for k, v in container.items() if k not in _RUN_KEY_IGNORED_TOP}
-    canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _complete_results(path: Path, key: str) -> dict[str, Any] | None:
-    """The results in ``path`` when they are a finished run with this run key, else None."""
-    try:
-        results = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if results.get("run_key") == key and results.get("complete") is True:
-        return results
-    return None
-
-
-def find_completed_run(key: str, output_dir: Path, index_dir: Path) -> tuple[Path, dict[str, Any]] | None:
-    """A finished run of the same config: in ``output_dir`` itself, or wherever the index says."""
-    candidates = [output_dir / "results.json"]
-    entry = index_dir / f"{key}.json"
-    if entry.is_file():
-        try:
-            candidates.append(Path(json.loads(entry.read_text())["results"]))
-        except (OSError, ValueError, KeyError):
-            log.warning("ignoring unreadable run index entry %s", entry)
-    for path in candidates:
-        results = _complete_results(path, key)
-        if results is not None:
-            return path, results
-    return None
-
-
 def run_compare(cfg: DictConfig, output_dir: Path, job: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one comparison and write results.json, figures and the W&B run into ``output_dir``.
 
@@ -225,17 +175,9 @@ def run_compare(cfg: DictConfig, output_dir: Path, job: dict[str, Any] | None = 
     key = run_key(cfg)
     index_dir = Path(cfg.paths.runs_index)
     if cfg.resume:
-        found = find_completed_run(key, output_dir, index_dir)
-        if found is not None:
-            path, results = found
-            log.info("skipped: finished results of this config exist in %s (resume=false reruns)", path)
-            if path.resolve() != (output_dir / "results.json").resolve():
-                results = {**results, "reused_from": str(path.parent)}
-                if job is not None:
-                    results["job"] = job
-                write_json_atomic(output_dir / "results.json", results)
-            results["skipped"] = True
-            return results
+        finished = resume_finished_run(cfg, output_dir, job)
+        if finished is not None:
+            return finished
     timings: dict[str, float] = {}
     device = resolve_device(cfg.device)
 

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="compare")
 def main(cfg: DictConfig) -> float:
-    from rdx.compare import run_compare  # heavy imports after Hydra parsed the command line
+    from rdx.runs import resume_finished_run  # light: a finished job is skipped within a second
 
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
@@ -35,12 +35,15 @@ def main(cfg: DictConfig) -> float:
     job = {"overrides": list(hydra_cfg.overrides.task), "mode": str(hydra_cfg.mode.name)}
     if hydra_cfg.mode == RunMode.MULTIRUN:
         job.update(num=int(hydra_cfg.job.num), sweep_dir=str(hydra_cfg.sweep.dir))
-    results = run_compare(cfg, output_dir, job=job)
-    objective = float(results["methods"][results["main_method"]]["metrics"]["silb"]["bsr"]["mean"])
-    if results.get("skipped"):
+    results = resume_finished_run(cfg, output_dir, job) if cfg.resume else None
+    if results is not None:
         print(f"skipped (finished before): {results.get('reused_from', output_dir)}")
         print(f"results:  {output_dir / 'results.json'}")
-        return objective
+        return main_objective(results)
+
+    from rdx.compare import run_compare  # heavy imports only for a job that runs
+
+    results = run_compare(cfg, output_dir, job=job)
     for side, info in results["models"].items():
         accuracy = f", val acc {info['val_acc']:.4f}" if "val_acc" in info else ""
         log.info("model %s = %s (%s%s)", side, info["name"], info["checkpoint"], accuracy)
@@ -84,7 +87,12 @@ def main(cfg: DictConfig) -> float:
     print(f"grids:    {output_dir / 'grids'}")
     if results.get("wandb_run_dir"):
         print(f"W&B run:  {results['wandb_run_dir']}")
-    return objective
+    return main_objective(results)
+
+
+def main_objective(results: dict) -> float:
+    """What a sweeper optimises: the main method's mBSR with SILB distances."""
+    return float(results["methods"][results["main_method"]]["metrics"]["silb"]["bsr"]["mean"])
 
 
 if __name__ == "__main__":

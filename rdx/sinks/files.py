@@ -13,11 +13,12 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
-from PIL import Image
+
+if TYPE_CHECKING:  # matplotlib and PIL load only where a figure or image is written
+    from matplotlib.figure import Figure
 
 
 class NumpyJSONEncoder(json.JSONEncoder):
@@ -81,6 +82,8 @@ def save_png(image: np.ndarray, path: str | Path) -> Path:
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise ValueError(f"save_png needs a uint8 image, got {image.dtype}")
+    from PIL import Image
+
     with atomic_file(path) as handle:
         Image.fromarray(image).save(handle, format="PNG")
     return Path(path)

@@ -1,0 +1,90 @@
+"""Finished comparisons: their run key, and finding them again so reruns and resumed sweeps skip them.
+
+Light on purpose (no torch, sklearn or matplotlib): rdx-compare checks for a finished run before it
+imports the heavy parts, so a rerun sweep costs seconds per job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from rdx.sinks.files import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+# What cannot change a comparison's results, left out of its run key: where things live, logging, the
+# resume and cache switches (the cache returns what would be computed), progress bars.
+_RUN_KEY_IGNORED_TOP = {"paths", "logger", "resume", "cache"}
+_RUN_KEY_IGNORED_NAMES = {"progress", "enable_progress_bar", "root", "download"}
+
+
+def run_key(cfg: DictConfig) -> str:
+    """sha256 (hex) of the resolved config minus what cannot change the results (see above)."""
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in _RUN_KEY_IGNORED_NAMES}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    container = OmegaConf.to_container(cfg, resolve=True)
+    relevant = {k: strip(v) for k, v in container.items() if k not in _RUN_KEY_IGNORED_TOP}
+    canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _complete_results(path: Path, key: str) -> dict[str, Any] | None:
+    """The results in ``path`` when they are a finished run with this run key, else None."""
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if results.get("run_key") == key and results.get("complete") is True:
+        return results
+    return None
+
+
+def find_completed_run(key: str, output_dir: Path, index_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """A finished run of the same config: in ``output_dir`` itself, or wherever the index says."""
+    candidates = [output_dir / "results.json"]
+    entry = index_dir / f"{key}.json"
+    if entry.is_file():
+        try:
+            candidates.append(Path(json.loads(entry.read_text())["results"]))
+        except (OSError, ValueError, KeyError):
+            log.warning("ignoring unreadable run index entry %s", entry)
+    for path in candidates:
+        results = _complete_results(path, key)
+        if results is not None:
+            return path, results
+    return None
+
+
+def resume_finished_run(
+    cfg: DictConfig, output_dir: Path, job: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The results of a finished run of this config (marked ``skipped``), or None when there is none.
+
+    When they lie in another folder they are copied into ``output_dir/results.json`` with
+    ``reused_from`` (and this job's ``job`` info), so a sweep folder always holds every job's results.
+    """
+    output_dir = Path(output_dir)
+    found = find_completed_run(run_key(cfg), output_dir, Path(cfg.paths.runs_index))
+    if found is None:
+        return None
+    path, results = found
+    log.info("skipped: finished results of this config exist in %s (resume=false reruns)", path)
+    if path.resolve() != (output_dir / "results.json").resolve():
+        results = {**results, "reused_from": str(path.parent)}
+        if job is not None:
+            results["job"] = job
+        write_json_atomic(output_dir / "results.json", results)
+    results["skipped"] = True
+    return results
