@@ -30,7 +30,7 @@ test-all: $(INSTALLED)
 train: $(INSTALLED)
 	$(BIN)/rdx-train
 
-# The known-difference benchmark: trains 7 models, runs 5 comparisons, writes the tables (~30 min here).
+# The known-difference benchmark: trains 7 models, runs 5 comparisons, writes the tables (~28 min here).
 study-mnist-modifications: $(INSTALLED)
 	BIN=$(BIN) experiments/mnist_modifications/run.sh
 
