@@ -1,3 +1,0 @@
-"""rdx: Representational Difference Explanations for comparing two vision models."""
-
-__version__ = "0.1.0"
