@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rdx.cache import FeatureCache, array_digest, cache_key, file_digest
-from rdx.data.mnist import flip_images, images_to_tensor, load_mnist, select_per_class
+from rdx.data.mnist import MNIST_MEAN, MNIST_STD, flip_images, images_to_tensor, load_mnist, select_per_class
 from rdx.methods import Explanation, build_method
 from rdx.metrics import explanation_scores
 from rdx.metrics.planted import check_pairs, pair_separability, recovery_scores
@@ -201,7 +201,7 @@ def run_compare(cfg: DictConfig, output_dir: Path, job: dict[str, Any] | None = 
             "checkpoint": file_digest(model.info["checkpoint"]),
             "layer": model_cfg.layer,
             "pooling": model_cfg.pooling,
-            "preprocessing": "mnist_normalize_0.1307_0.3081",  # rdx.data.mnist.images_to_tensor
+            "preprocessing": f"mnist_normalize_{MNIST_MEAN}_{MNIST_STD}",  # images_to_tensor
             "images": images_digest,
             "device": device.type,
         }

@@ -62,9 +62,10 @@ def probe_predictions(
     if len(classes) < 2:
         raise ValueError(f"a probe needs at least 2 classes, got {len(classes)}")
     if counts.min() < n_splits:
+        too_small = {c.item(): int(n) for c, n in zip(classes, counts, strict=True) if n < n_splits}
         raise ValueError(
-            f"every class needs at least n_splits={n_splits} images for stratified folds; class "
-            f"{classes[np.argmin(counts)]!r} has {counts.min()}"
+            f"{n_splits}-fold probes need at least n_splits={n_splits} images for stratified folds, i.e. "
+            f"at least {n_splits} images of every class; classes with fewer (label: images): {too_small}"
         )
     folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
     predictions = np.empty_like(y)
