@@ -15,18 +15,20 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
 
 from rdx.cache import FeatureCache, array_digest, cache_key, file_digest
+from rdx.data.imageset import ImageSet, ModelInputs
 from rdx.data.mnist import MNIST_MEAN, MNIST_STD, flip_images, images_to_tensor, load_mnist, select_per_class
 from rdx.methods import Explanation, build_method
 from rdx.metrics import explanation_scores
 from rdx.metrics.planted import check_pairs, pair_separability, recovery_scores
 from rdx.metrics.representations import representation_scores
-from rdx.models.features import extract_features
+from rdx.models.registry import LoadedNetwork, load_network
 from rdx.runs import resume_finished_run, run_key
 from rdx.sinks.files import save_figure, save_png, write_json_atomic
 from rdx.sinks.wandb_logger import RunLogger
-from rdx.training.checkpoints import load_convnet_checkpoint, read_index, select_checkpoint
+from rdx.training.checkpoints import read_index, select_checkpoint
 from rdx.training.train import ensure_trained
 from rdx.viz.grids import comparison_figure, concept_grid_images, summary_figure
 from rdx.viz.scatter import pca_scatter
@@ -35,20 +37,13 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class ImageSet:
-    """The compared images: pixels, labels and where they come from in the source dataset."""
-
-    images: np.ndarray  # (N, H, W) uint8
-    labels: np.ndarray  # (N,) int64
-    source_indices: np.ndarray  # (N,) positions in the source split
-    label_names: dict[int, str] | None = None  # caption names where a label is not the digit itself
-
-
-@dataclass
 class LoadedModel:
+    """One compared model: a network ready for extraction, or (``kind`` "precomputed") a feature file."""
+
     name: str
-    network: torch.nn.Module
+    kind: str
     info: dict[str, Any]
+    loaded: LoadedNetwork | None = None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -57,14 +52,69 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def load_image_set(dataset_cfg: DictConfig) -> ImageSet:
-    """Load the dataset split and select ``n_per_class`` images of each class, deterministically.
+DATASET_KINDS = ("mnist", "fashion_mnist", "image_folder", "inat", "precomputed")
 
-    With ``flip`` set, each class also gets ``n_per_class`` other images of it mirrored, labelled
-    class + ``flip_label_offset``: 2 * n_per_class images are drawn per class, alternate ones flipped.
+
+def load_image_set(dataset_cfg: DictConfig) -> ImageSet:
+    """The compared images of a dataset config (``kind`` one of :data:`DATASET_KINDS`).
+
+    ``mnist`` / ``fashion_mnist``: ``n_per_class`` images of each of ``classes`` from ``split``,
+    chosen deterministically by ``seed``. ``image_folder``: one sub-folder per class under ``root``
+    (classes by folder name, e.g. ImageNet synset ids, or by index into the sorted folders); ``inat``:
+    the same with classes named by species (iNaturalist 2021 folders end with ``_Genus_species``);
+    ``precomputed``: rows of feature files, labels from ``labels_file``, images (optional) from
+    ``image_list``. Grids show each dataset's own images.
     """
-    if dataset_cfg.kind != "mnist":
-        raise ValueError(f"unsupported dataset kind {dataset_cfg.kind!r} (supported: 'mnist')")
+    kind = dataset_cfg.kind
+    if kind == "mnist":
+        return _load_mnist_set(dataset_cfg)
+    if kind == "fashion_mnist":
+        from rdx.data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
+
+        images, labels = load_fashion_mnist(dataset_cfg.split, dataset_cfg.root, dataset_cfg.download)
+        classes = [int(c) for c in dataset_cfg.classes]
+        indices = select_per_class(labels, classes, dataset_cfg.n_per_class, dataset_cfg.seed)
+        names = {c: FASHION_MNIST_CLASSES[c] for c in classes}
+        return ImageSet(images[indices], labels[indices], indices, names)
+    if kind in ("image_folder", "inat"):
+        from rdx.data.folders import load_image_folder
+
+        class_names = dataset_cfg.get("class_names")
+        return load_image_folder(
+            dataset_cfg.root,
+            list(dataset_cfg.classes),
+            dataset_cfg.n_per_class,
+            seed=dataset_cfg.seed,
+            class_names=list(class_names) if class_names is not None else None,
+            match="species" if kind == "inat" else "exact",
+            thumbnail_size=dataset_cfg.thumbnail_size,
+            progress=dataset_cfg.get("progress", True),
+        )
+    if kind == "precomputed":
+        from rdx.data.precomputed import load_precomputed_dataset
+
+        class_names = dataset_cfg.get("class_names")
+        if class_names is not None:
+            class_names = OmegaConf.to_container(class_names, resolve=True)
+        classes = dataset_cfg.get("classes")
+        return load_precomputed_dataset(
+            dataset_cfg.labels_file,
+            n_per_class=dataset_cfg.get("n_per_class"),
+            seed=dataset_cfg.seed,
+            classes=list(classes) if classes is not None else None,
+            image_list=dataset_cfg.get("image_list"),
+            image_root=dataset_cfg.get("image_root"),
+            class_names=class_names,
+            thumbnail_size=dataset_cfg.thumbnail_size,
+            progress=dataset_cfg.get("progress", True),
+        )
+    raise ValueError(f"unsupported dataset kind {kind!r} (supported: {', '.join(DATASET_KINDS)})")
+
+
+def _load_mnist_set(dataset_cfg: DictConfig) -> ImageSet:
+    """MNIST: ``n_per_class`` images of each class; with ``flip`` set, each class also gets
+    ``n_per_class`` other images of it mirrored, labelled class + ``flip_label_offset``: 2 * n_per_class
+    images are drawn per class, alternate ones flipped."""
     images, labels = load_mnist(dataset_cfg.split, root=dataset_cfg.root, download=dataset_cfg.download)
     classes = list(dataset_cfg.classes)
     flip = dataset_cfg.get("flip")
@@ -84,31 +134,124 @@ def load_image_set(dataset_cfg: DictConfig) -> ImageSet:
     return ImageSet(selected, selected_labels, np.concatenate([kept, mirrored]), names)
 
 
-def load_model(model_cfg: DictConfig, checkpoint_root: Path) -> LoadedModel:
-    """Load a model from an explicit checkpoint, or from its training run (trained first if missing)."""
-    if model_cfg.kind != "convnet":
-        raise ValueError(f"unsupported model kind {model_cfg.kind!r} (supported: 'convnet')")
-    info: dict[str, Any] = {"name": model_cfg.name, "layer": model_cfg.layer, "pooling": model_cfg.pooling}
-    if model_cfg.checkpoint is not None:
-        path = Path(model_cfg.checkpoint)
-        info.update(checkpoint=str(path), selection="explicit checkpoint")
-    else:
-        training = OmegaConf.to_container(model_cfg.training, resolve=True)
-        run_dir = ensure_trained(training, checkpoint_root)
-        select = model_cfg.select
+# The key under which each kind keeps its weights file in a model config.
+_WEIGHTS_KEY = {
+    "convnet": "checkpoint",
+    "torchvision": "weights_file",
+    "timm": "checkpoint",
+    "open_clip": "checkpoint",
+}
+
+
+def load_model(model_cfg: DictConfig, checkpoint_root: Path, config_key: str, seed: int = 0) -> LoadedModel:
+    """Load one compared model through the model registry (:func:`rdx.models.registry.load_network`).
+
+    A model with a ``training`` section and no weights file is trained by ``rdx-train`` first when its
+    checkpoints are missing; ``select`` picks the checkpoint. ``kind: precomputed`` models are feature
+    files (``file``, optional ``exclude_columns``, ``key``), read when features are needed. Random-init
+    networks are seeded with ``seed``.
+    """
+    spec = OmegaConf.to_container(model_cfg, resolve=True)
+    kind = spec.get("kind")
+    name = spec.get("name") or kind
+    if kind == "precomputed":
+        info = {
+            "name": name,
+            "kind": kind,
+            "file": spec["file"],
+            "exclude_columns": list(spec.get("exclude_columns") or []),
+            "key": spec.get("key"),
+        }
+        return LoadedModel(name, kind, info)
+    info: dict[str, Any] = {}
+    weights_key = _WEIGHTS_KEY.get(kind, "checkpoint")
+    if spec.get("training") is not None and not spec.get(weights_key):
+        run_dir = ensure_trained(spec["training"], checkpoint_root)
+        select = spec["select"]
         row = select_checkpoint(
-            read_index(run_dir), select.strategy, select.target, select.min_acc, select.max_acc
+            read_index(run_dir), select["strategy"], select["target"], select["min_acc"], select["max_acc"]
         )
-        path = Path(row["path"])
+        spec[weights_key] = row["path"]
         info.update(
-            checkpoint=str(path),
             training_run=str(run_dir),
-            selection=select.strategy,
+            selection=select["strategy"],
             step=int(row["step"]),
             epoch=int(row["epoch"]),
             val_acc=float(row["val_acc"]),
         )
-    return LoadedModel(model_cfg.name, load_convnet_checkpoint(path), info)
+    elif spec.get(weights_key):
+        info["selection"] = f"explicit {weights_key}"
+    torch.manual_seed(seed)  # random-init networks are the same in every run
+    loaded = load_network(spec, config_key)
+    info = {
+        **loaded.info,
+        **info,
+        "name": name,
+        "layer": loaded.default_layer,
+        "pooling": loaded.default_pooling,
+    }
+    info["checkpoint"] = loaded.info.get("weights_file")
+    return LoadedModel(name, kind, info, loaded)
+
+
+def feature_cache_parts(model: LoadedModel, image_set: ImageSet, device: torch.device, seed: int) -> dict:
+    """What the features of ``model`` on ``image_set`` depend on: the feature-cache key's parts."""
+    assert model.loaded is not None
+    info = model.info
+    if _is_mnist_convnet(model, image_set):
+        preprocessing = f"mnist_normalize_{MNIST_MEAN}_{MNIST_STD}"  # images_to_tensor; keys of old entries
+        images = array_digest(image_set.images)
+    else:
+        preprocessing = repr(model.loaded.transform)
+        images = image_set.digest()
+    if info.get("weights_file"):
+        weights = file_digest(info["weights_file"])
+    else:  # a random-init network: the seed and the library versions decide the weights
+        weights = f"{info['kind']}:{info['name']}:{info['weights']}:seed{seed}:torch{torch.__version__}"
+    parts = {
+        "kind": "features",
+        "checkpoint": weights,
+        "layer": info["layer"],
+        "pooling": info["pooling"],
+        "preprocessing": preprocessing,
+        "images": images,
+        "device": device.type,
+    }
+    if info["kind"] != "convnet":
+        parts["model"] = f"{info['kind']}:{info['name']}"
+    return parts
+
+
+def _is_mnist_convnet(model: LoadedModel, image_set: ImageSet) -> bool:
+    """The project's ConvNet on 28 x 28 grayscale arrays: preprocessed in one tensor operation."""
+    return model.kind == "convnet" and image_set.paths is None and image_set.images.shape[1:] == (28, 28)
+
+
+def compute_features(
+    model: LoadedModel, image_set: ImageSet, features_cfg: DictConfig, device: torch.device
+) -> np.ndarray:
+    """(N, d) float32 features of ``model`` on ``image_set`` (no caching here)."""
+    if model.loaded is None:  # precomputed: the dataset's rows of the feature file
+        from rdx.data.precomputed import load_feature_file
+
+        matrix = load_feature_file(
+            model.info["file"], model.info["exclude_columns"] or None, key=model.info["key"]
+        )
+        return np.ascontiguousarray(matrix[image_set.source_indices], dtype=np.float32)
+    if _is_mnist_convnet(model, image_set):
+        inputs: Any = images_to_tensor(image_set.images)
+    else:
+        inputs = DataLoader(
+            ModelInputs(image_set, model.loaded.transform),
+            batch_size=features_cfg.batch_size,
+            num_workers=features_cfg.get("num_workers", 0),
+        )
+    return model.loaded.extract(
+        inputs,
+        batch_size=features_cfg.batch_size,
+        device=device,
+        progress=features_cfg.progress,
+    )
 
 
 def concept_rows(explanation: Explanation, labels: np.ndarray) -> list[dict[str, Any]]:
@@ -187,35 +330,26 @@ def run_compare(cfg: DictConfig, output_dir: Path, job: dict[str, Any] | None = 
 
     start = time.perf_counter()
     checkpoint_root = Path(cfg.paths.checkpoints)
-    models = {side: load_model(cfg[f"model_{side.lower()}"], checkpoint_root) for side in ("A", "B")}
+    models = {
+        side: load_model(cfg[f"model_{side.lower()}"], checkpoint_root, f"model_{side.lower()}", cfg.seed)
+        for side in ("A", "B")
+    }
     timings["models_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
     cache = FeatureCache(cfg.cache.dir, enabled=cfg.cache.enabled)
     features, cache_status = {}, {}
-    images_digest = array_digest(image_set.images)
     for side, model in models.items():
-        model_cfg = cfg[f"model_{side.lower()}"]
-        parts = {
-            "kind": "features",
-            "checkpoint": file_digest(model.info["checkpoint"]),
-            "layer": model_cfg.layer,
-            "pooling": model_cfg.pooling,
-            "preprocessing": f"mnist_normalize_{MNIST_MEAN}_{MNIST_STD}",  # images_to_tensor
-            "images": images_digest,
-            "device": device.type,
-        }
-
-        def compute(network=model.network, model_cfg=model_cfg) -> np.ndarray:
-            return extract_features(
-                network,
-                images_to_tensor(image_set.images),
-                layer=model_cfg.layer,
-                pooling=model_cfg.pooling,
-                batch_size=cfg.features.batch_size,
-                device=device,
-                progress=cfg.features.progress,
+        if model.loaded is None:
+            features[side], cache_status[side] = (
+                compute_features(model, image_set, cfg.features, device),
+                "file",
             )
+            continue
+        parts = feature_cache_parts(model, image_set, device, cfg.seed)
+
+        def compute(model=model) -> np.ndarray:
+            return compute_features(model, image_set, cfg.features, device)
 
         features[side], hit = cache.get_or_compute(cache_key(parts), parts, compute)
         cache_status[side] = "off" if not cache.enabled else ("hit" if hit else "miss")
@@ -228,7 +362,9 @@ def run_compare(cfg: DictConfig, output_dir: Path, job: dict[str, Any] | None = 
         "dataset": {
             "name": cfg.dataset.name,
             "n_images": int(len(image_set.labels)),
-            "classes": list(cfg.dataset.classes),
+            "classes": OmegaConf.to_container(cfg.dataset.classes, resolve=True)
+            if cfg.dataset.get("classes") is not None
+            else sorted(int(label) for label in np.unique(image_set.labels)),
             "source_indices": image_set.source_indices,
         },
         "features": {

@@ -19,9 +19,9 @@ from rdx.sinks.files import write_json_atomic
 log = logging.getLogger(__name__)
 
 # What cannot change a comparison's results, left out of its run key: where things live, logging, the
-# resume and cache switches (the cache returns what would be computed), progress bars.
+# resume and cache switches (the cache returns what would be computed), progress bars, loader workers.
 _RUN_KEY_IGNORED_TOP = {"paths", "logger", "resume", "cache"}
-_RUN_KEY_IGNORED_NAMES = {"progress", "enable_progress_bar", "root", "download"}
+_RUN_KEY_IGNORED_NAMES = {"progress", "enable_progress_bar", "root", "download", "num_workers"}
 
 
 def run_key(cfg: DictConfig) -> str:

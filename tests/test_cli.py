@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from rdx.cli import CONFIG_DIR
 from rdx.compare import run_compare
+from rdx.models.registry import ModelSourceError
 from rdx.training.checkpoints import read_index
 from rdx.training.train import ensure_trained
 from tests.conftest import TINY_TRAINING, compose_config, tiny_compare_overrides
@@ -99,7 +100,7 @@ def test_missing_checkpoint_is_a_clear_error_and_writes_no_results(tmp_path, che
     cfg = compose_config(
         "compare", [*tiny_compare_overrides(checkpoint_root), f"model_a.checkpoint={missing}"]
     )
-    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+    with pytest.raises(ModelSourceError, match=r"nope\.ckpt does not exist.*model_a\.checkpoint="):
         run_compare(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "results.json").exists()
 
