@@ -24,7 +24,7 @@ from rdx.methods import Explanation, build_method
 from rdx.metrics import explanation_scores
 from rdx.metrics.planted import check_pairs, pair_separability, recovery_scores
 from rdx.metrics.representations import representation_scores
-from rdx.models.registry import LoadedNetwork, load_network
+from rdx.models.registry import LoadedNetwork, ModelSourceError, check_weights, load_network
 from rdx.runs import resume_finished_run, run_key
 from rdx.sinks.files import save_figure, save_png, write_json_atomic
 from rdx.sinks.wandb_logger import RunLogger
@@ -153,7 +153,7 @@ def load_model(model_cfg: DictConfig, checkpoint_root: Path, config_key: str, se
     """
     spec = OmegaConf.to_container(model_cfg, resolve=True)
     kind = spec.get("kind")
-    name = spec.get("name") or kind
+    name = spec.get("label") or spec.get("name") or kind  # label: what figures call it
     if kind == "precomputed":
         info = {
             "name": name,
@@ -192,6 +192,21 @@ def load_model(model_cfg: DictConfig, checkpoint_root: Path, config_key: str, se
     }
     info["checkpoint"] = loaded.info.get("weights_file")
     return LoadedModel(name, kind, info, loaded)
+
+
+def check_model_source(model_cfg: DictConfig, config_key: str) -> None:
+    """Fail at once, before any model is built, when a model's weights or feature file are missing
+    (:class:`ModelSourceError` naming the file and the override). Models trained on demand pass."""
+    spec = OmegaConf.to_container(model_cfg, resolve=True)
+    kind = spec.get("kind")
+    if kind == "precomputed":
+        if not Path(spec["file"]).expanduser().is_file():
+            raise ModelSourceError(
+                f"precomputed features {spec.get('name')!r}: file {spec['file']} does not exist. Point at a "
+                f"local copy with {config_key}.file=/path/to/features.npy"
+            )
+    elif spec.get("training") is None or spec.get(_WEIGHTS_KEY.get(kind, "checkpoint")):
+        check_weights(spec, config_key)
 
 
 def feature_cache_parts(model: LoadedModel, image_set: ImageSet, device: torch.device, seed: int) -> dict:
@@ -330,6 +345,8 @@ def run_compare(cfg: DictConfig, output_dir: Path, job: dict[str, Any] | None = 
 
     start = time.perf_counter()
     checkpoint_root = Path(cfg.paths.checkpoints)
+    for side in ("a", "b"):
+        check_model_source(cfg[f"model_{side}"], f"model_{side}")
     models = {
         side: load_model(cfg[f"model_{side.lower()}"], checkpoint_root, f"model_{side.lower()}", cfg.seed)
         for side in ("A", "B")

@@ -279,7 +279,7 @@ def load_precomputed_dataset(
         DataSourceError: missing files; a requested label absent or with fewer rows than requested.
         ValueError: duplicate classes; the image list and the labels disagree in length.
     """
-    all_labels = read_labels(labels_file)
+    all_labels = read_labels(labels_file, override="dataset.labels_file=/path/to/labels")
     present = np.unique(all_labels)
     if classes is None:
         wanted = [int(label) for label in present]
@@ -313,7 +313,7 @@ def load_precomputed_dataset(
     labels = all_labels[source_indices]
     paths = None
     if image_list is not None:
-        all_paths = read_image_list(image_list, image_root)
+        all_paths = read_image_list(image_list, image_root, override="dataset.image_list=/path/to/list.txt")
         if len(all_paths) != len(all_labels):
             raise ValueError(
                 f"{image_list} lists {len(all_paths)} images but {labels_file} has {len(all_labels)} labels; "

@@ -371,9 +371,39 @@ def _torchvision_hub_path(url: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
 
 
+def _torchvision_weights_source(spec: Mapping[str, Any], config_key: str) -> Any:
+    """The weights enum member of a torchvision spec (None without ``weights``), after checking that the
+    weights are available offline: ``weights_file`` exists, or the enum's file is in the torch hub cache
+    (unless ``allow_download``). Raises ModelSourceError / ValueError."""
+    from torchvision.models import get_model_weights
+
+    name, weights_name, weights_file = spec["name"], spec.get("weights"), spec.get("weights_file")
+    weights = None
+    if weights_name:
+        enum = get_model_weights(name)
+        try:
+            weights = enum[weights_name]
+        except KeyError as error:
+            valid = ", ".join(member.name for member in enum)
+            raise ValueError(f"{name} has no weights {weights_name!r}; choose one of {valid}") from error
+    if weights_file:
+        _require_file(weights_file, f"torchvision {name} weights", f"{config_key}.weights_file")
+    elif weights is not None:
+        cached = _torchvision_hub_path(weights.url)
+        if not cached.is_file() and not spec.get("allow_download", False):
+            raise ModelSourceError(
+                f"torchvision {name} weights {weights_name} are not in the local torch hub cache: expected "
+                f"file {cached} (downloaded from {weights.url}). Copy the file there, or point at a local "
+                f"copy with {config_key}.weights_file=/path/to/file.pth (keeping {config_key}.weights="
+                f"{weights_name} for its transform), or set {config_key}.allow_download=true where there is "
+                f"internet{_override_hint(config_key)}"
+            )
+    return weights
+
+
 def _load_torchvision(spec: Mapping[str, Any], config_key: str) -> LoadedNetwork:
     import torchvision
-    from torchvision.models import get_model, get_model_weights
+    from torchvision.models import get_model
 
     name = spec["name"]
     if name not in torchvision.models.list_models():
@@ -385,18 +415,10 @@ def _load_torchvision(spec: Mapping[str, Any], config_key: str) -> LoadedNetwork
     if num_classes is not None:
         model_kwargs["num_classes"] = int(num_classes)
 
-    weights = None
-    if weights_name:
-        enum = get_model_weights(name)
-        try:
-            weights = enum[weights_name]
-        except KeyError as error:
-            valid = ", ".join(member.name for member in enum)
-            raise ValueError(f"{name} has no weights {weights_name!r}; choose one of {valid}") from error
-
+    weights = _torchvision_weights_source(spec, config_key)
     info: dict[str, Any] = {"kind": "torchvision", "name": name, "weights_enum": weights_name}
     if weights_file:
-        path = _require_file(weights_file, f"torchvision {name} weights", f"{config_key}.weights_file")
+        path = Path(os.path.expanduser(str(weights_file)))
         state_dict = _read_state_dict(path)
         network = get_model(name, weights=None, **model_kwargs)
         head = _last_linear_name(network)
@@ -411,14 +433,6 @@ def _load_torchvision(spec: Mapping[str, Any], config_key: str) -> LoadedNetwork
         info.update(weights=f"file {path}", weights_file=str(path))
     elif weights is not None:
         cached = _torchvision_hub_path(weights.url)
-        if not cached.is_file() and not spec.get("allow_download", False):
-            raise ModelSourceError(
-                f"torchvision {name} weights {weights_name} are not in the local torch hub cache: expected "
-                f"file {cached} (downloaded from {weights.url}). Copy the file there, or point at a local "
-                f"copy with {config_key}.weights_file=/path/to/file.pth (keeping {config_key}.weights="
-                f"{weights_name} for its transform), or set {config_key}.allow_download=true where there is "
-                f"internet{_override_hint(config_key)}"
-            )
         try:
             network = get_model(name, weights=weights, **model_kwargs)
         except OSError as error:
@@ -521,6 +535,30 @@ def _timm_weights_plan(
     return {"pretrained": True, "pretrained_cfg_overlay": overlay}, None
 
 
+def _timm_weights_source(spec: Mapping[str, Any], config_key: str) -> tuple[str | None, dict[str, Any]]:
+    """The local weights file of a timm model spec (None: random init or a permitted download) and its
+    description; ModelSourceError when the weights are not available offline."""
+    name = spec["name"]
+    allow_download = bool(spec.get("allow_download", False))
+    checkpoint = spec.get("checkpoint")
+    pretrained = bool(spec.get("pretrained", False))
+    if checkpoint:
+        path = str(_require_file(checkpoint, f"timm {name} checkpoint", f"{config_key}.checkpoint"))
+        return path, {"weights": f"file {path}", "weights_file": path}
+    if pretrained and not allow_download:
+        weights_path, looked = _timm_local_weights(name)
+        if weights_path is None:
+            where = "; ".join(looked) or "no pretrained weights are registered for it"
+            raise ModelSourceError(
+                f"timm model {name!r}: pretrained weights are not available offline — no checkpoint given "
+                f"and no file in the local caches (looked for: {where}). Download the weights where there "
+                f"is internet and point at the file with {config_key}.checkpoint=/path/to/weights, or set "
+                f"{config_key}.allow_download=true{_override_hint(config_key)}"
+            )
+        return weights_path, {"weights": f"cached {weights_path}", "weights_file": weights_path}
+    return None, {"weights": "timm download" if pretrained else "random init", "weights_file": None}
+
+
 def _load_timm(spec: Mapping[str, Any], config_key: str) -> LoadedNetwork:
     import timm
     import timm.data
@@ -534,28 +572,10 @@ def _load_timm(spec: Mapping[str, Any], config_key: str) -> LoadedNetwork:
         )
     if not name.startswith("hf-hub:") and not timm.is_model(name):
         raise ValueError(f"timm has no model {name!r}; see timm.list_models('{name.split('.')[0][:6]}*')")
-    checkpoint = spec.get("checkpoint")
     pretrained = bool(spec.get("pretrained", False))
     model_kwargs = dict(spec.get("model_kwargs") or {})
     override = f"{config_key}.checkpoint=/path/to/weights"
-
-    weights_path: str | None = None
-    if checkpoint:
-        weights_path = str(_require_file(checkpoint, f"timm {name} checkpoint", f"{config_key}.checkpoint"))
-        info: dict[str, Any] = {"weights": f"file {weights_path}", "weights_file": weights_path}
-    elif pretrained and not allow_download:
-        weights_path, looked = _timm_local_weights(name)
-        if weights_path is None:
-            where = "; ".join(looked) or "no pretrained weights are registered for it"
-            raise ModelSourceError(
-                f"timm model {name!r}: pretrained weights are not available offline — no checkpoint given "
-                f"and no file in the local caches (looked for: {where}). Download the weights where there "
-                f"is internet and point at the file with {override}, or set "
-                f"{config_key}.allow_download=true{_override_hint(config_key)}"
-            )
-        info = {"weights": f"cached {weights_path}", "weights_file": weights_path}
-    else:
-        info = {"weights": "timm download" if pretrained else "random init", "weights_file": None}
+    weights_path, info = _timm_weights_source(spec, config_key)
 
     create: dict[str, Any] = {"pretrained": pretrained}
     state_dict = None
@@ -685,3 +705,30 @@ def load_network(spec: Mapping[str, Any], config_key: str = _DEFAULT_CONFIG_KEY)
     if kind != "convnet" and not spec.get("name"):
         raise ValueError(f"a {kind} model needs a name ({config_key}.name)")
     return LOADERS[kind](spec, config_key)
+
+
+def check_weights(spec: Mapping[str, Any], config_key: str = _DEFAULT_CONFIG_KEY) -> None:
+    """Raise :class:`ModelSourceError` when a model spec's weights are not available offline, without
+    building anything (milliseconds): run it for every model before loading any, so that a missing file
+    of the second model is reported before the first one takes its time to load. The loaders run the
+    same checks. Specs of other kinds (e.g. precomputed features) pass."""
+    if isinstance(spec, DictConfig):
+        spec = OmegaConf.to_container(spec, resolve=True)
+    kind = spec.get("kind")
+    name = spec.get("name") or kind
+    if kind == "convnet":
+        if spec.get("checkpoint"):
+            _require_file(spec["checkpoint"], f"ConvNet {name!r} checkpoint", f"{config_key}.checkpoint")
+    elif kind == "torchvision":
+        _torchvision_weights_source(spec, config_key)
+    elif kind == "timm":
+        _timm_weights_source(spec, config_key)
+    elif kind == "open_clip":
+        if spec.get("checkpoint"):
+            _require_file(spec["checkpoint"], f"open_clip {name} checkpoint", f"{config_key}.checkpoint")
+        elif isinstance(spec.get("pretrained"), str) and not spec.get("allow_download", False):
+            raise ModelSourceError(
+                f"open_clip model {name!r} with pretrained={spec['pretrained']!r} needs a download; point at "
+                f"the local weights file with {config_key}.checkpoint=/path/to/weights, or set "
+                f"{config_key}.allow_download=true{_override_hint(config_key)}"
+            )
