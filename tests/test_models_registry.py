@@ -22,7 +22,13 @@ from torch import nn
 from rdx.data.mnist import images_to_tensor
 from rdx.models.convnet import ConvNet
 from rdx.models.features import extract_features
-from rdx.models.registry import LoadedNetwork, ModelSourceError, default_layer_for, load_network
+from rdx.models.registry import (
+    LoadedNetwork,
+    ModelSourceError,
+    check_weights,
+    default_layer_for,
+    load_network,
+)
 from rdx.training.checkpoints import save_checkpoint
 
 TOKEN_POOLINGS = ("cls", "mean_tokens", "flatten")
@@ -407,3 +413,39 @@ def test_extract_features_accepts_a_data_loader() -> None:
     )
     with pytest.raises(ValueError, match="inputs is empty"):
         extract_features(network, [], "block2", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("spec", "override"),
+    [
+        ({"kind": "convnet", "name": "m", "checkpoint": "missing.pt"}, "model_b.checkpoint="),
+        ({"kind": "torchvision", "name": "resnet18", "weights": "IMAGENET1K_V1"}, "model_b.weights_file="),
+        ({"kind": "torchvision", "name": "resnet18", "weights_file": "nope.pth"}, "model_b.weights_file="),
+        ({"kind": "timm", "name": "vit_base_patch16_224.dino", "pretrained": True}, "model_b.checkpoint="),
+        ({"kind": "timm", "name": "vit_tiny_patch16_224", "checkpoint": "nope.pth"}, "model_b.checkpoint="),
+        ({"kind": "open_clip", "name": "ViT-B-32", "pretrained": "openai"}, "model_b.checkpoint="),
+    ],
+)
+def test_check_weights_reports_missing_weights_without_building(
+    spec: dict, override: str, empty_caches: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The preflight the compare app runs for both models before loading either."""
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("check_weights must not build a model")
+
+    monkeypatch.setattr(timm, "create_model", no_build)
+    monkeypatch.setattr(torchvision.models, "get_model", no_build)
+    started = time.perf_counter()
+    with pytest.raises(ModelSourceError, match=override):
+        check_weights(spec, "model_b")
+    assert time.perf_counter() - started < 2
+
+
+def test_check_weights_passes_for_random_init_and_existing_files(tmp_path: Path) -> None:
+    weights = tmp_path / "w.pth"
+    torch.save({}, weights)
+    check_weights({"kind": "timm", "name": "vit_tiny_patch16_224", "pretrained": False}, "model_a")
+    check_weights({"kind": "timm", "name": "vit_tiny_patch16_224", "checkpoint": str(weights)}, "model_a")
+    check_weights({"kind": "torchvision", "name": "resnet18", "weights_file": str(weights)}, "model_a")
+    check_weights({"kind": "precomputed", "name": "features"}, "model_a")
