@@ -1,8 +1,10 @@
-"""rdx-train: train a ConvNet and write its checkpoints and index (Hydra app, conf/train.yaml).
+"""rdx-train: train a ConvNet, or fine-tune a torchvision model, and write its checkpoints and index
+(Hydra app, conf/train.yaml).
 
 Examples:
-    rdx-train                       # the MNIST 3/5/8 ConvNet of the paper
-    rdx-train force=true            # retrain even if this config's checkpoints exist
+    rdx-train                                 # the MNIST 3/5/8 ConvNet of the paper
+    rdx-train training=fashion_mobilenet      # MobileNetV2 (ImageNet weights) fine-tuned on Fashion-MNIST
+    rdx-train force=true                      # retrain even if this config's checkpoints exist
 """
 
 from __future__ import annotations

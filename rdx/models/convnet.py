@@ -1,4 +1,4 @@
-"""The small MNIST ConvNet of the paper and its Lightning training wrapper."""
+"""The small MNIST ConvNet of the paper and the Lightning module that trains it (or any classifier)."""
 
 from __future__ import annotations
 
@@ -49,17 +49,18 @@ class ConvNet(nn.Module):
         return self.classifier(torch.flatten(self.pool(x), 1))
 
 
-class ConvNetClassifier(L.LightningModule):
-    """Trains a :class:`ConvNet` with Adam and a per-step OneCycle learning rate, cross-entropy loss.
+class ImageClassifier(L.LightningModule):
+    """Trains a classifier ``net`` (images → logits) with Adam and a per-step OneCycle learning rate,
+    cross-entropy loss.
 
     Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``. ``steps_per_epoch=None`` takes the
-    step count from the trainer (``estimated_stepping_batches``).
+    step count from the trainer (``estimated_stepping_batches``). The network itself is not saved as a
+    hyperparameter (a subclass that builds it saves the arguments it is built from).
     """
 
     def __init__(
         self,
-        num_classes: int,
-        channels: Sequence[int] = (32, 64),
+        net: nn.Module,
         max_lr: float = 0.01,
         weight_decay: float = 0.0,
         pct_start: float = 0.3,
@@ -67,11 +68,11 @@ class ConvNetClassifier(L.LightningModule):
         steps_per_epoch: int | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
-        self.net = ConvNet(num_classes, channels)
+        self.save_hyperparameters(ignore=["net"])
+        self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (n, num_classes) for images (n, 1, 28, 28)."""
+        """Logits (n, num_classes) for a batch of preprocessed images."""
         return self.net(x)
 
     def _loss_and_accuracy(
@@ -105,3 +106,27 @@ class ConvNetClassifier(L.LightningModule):
             optimizer, max_lr=hparams.max_lr, total_steps=total_steps, pct_start=hparams.pct_start
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class ConvNetClassifier(ImageClassifier):
+    """Trains a :class:`ConvNet` as :class:`ImageClassifier` does; its hyperparameters include the
+    ConvNet's ``num_classes`` and ``channels``."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        channels: Sequence[int] = (32, 64),
+        max_lr: float = 0.01,
+        weight_decay: float = 0.0,
+        pct_start: float = 0.3,
+        max_epochs: int = 5,
+        steps_per_epoch: int | None = None,
+    ) -> None:
+        super().__init__(
+            ConvNet(num_classes, channels),
+            max_lr=max_lr,
+            weight_decay=weight_decay,
+            pct_start=pct_start,
+            max_epochs=max_epochs,
+            steps_per_epoch=steps_per_epoch,
+        )

@@ -1,7 +1,8 @@
-"""Training the MNIST ConvNet and working with its checkpoints."""
+"""Training the MNIST ConvNet (or fine-tuning a torchvision model) and working with its checkpoints."""
 
 from rdx.training.checkpoints import (
     CheckpointSelectionError,
+    checkpoint_model_spec,
     load_convnet_checkpoint,
     read_index,
     select_checkpoint,
@@ -17,6 +18,7 @@ from rdx.training.train import (
 __all__ = [
     "DEFAULT_TRAIN_CONFIG",
     "CheckpointSelectionError",
+    "checkpoint_model_spec",
     "ensure_trained",
     "load_convnet_checkpoint",
     "read_index",

@@ -1,8 +1,11 @@
-"""ConvNet checkpoint files, the run index that lists them, and choosing one checkpoint from it.
+"""Checkpoint files, the run index that lists them, and choosing one checkpoint from it.
 
-A checkpoint is a small ``torch.save`` dict: ``state_dict`` (of the :class:`ConvNet`), ``network``
-(its constructor arguments), ``step``, ``epoch``, ``val_acc``, ``val_loss``. A run directory holds
-them plus ``index.json`` / ``index.csv`` with one row per checkpoint:
+A checkpoint is a small ``torch.save`` dict: ``state_dict`` (of the trained network), ``network`` (what
+rebuilds it), ``step``, ``epoch``, ``val_acc``, ``val_loss``. For the ConvNet, ``network`` holds its
+constructor arguments ``{num_classes, channels}``; for a fine-tuned torchvision model it is
+``{kind: "torchvision", name, weights, num_classes, input_size}``, and the network is rebuilt with
+:func:`rdx.models.registry.load_network` (see :func:`checkpoint_model_spec`). A run directory holds
+the checkpoints plus ``index.json`` / ``index.csv`` with one row per checkpoint:
 ``{step, epoch, val_acc, kind: "dense" | "epoch_end", path}`` (path relative to the run directory).
 """
 
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from rdx.models.convnet import ConvNet
 
@@ -34,14 +38,14 @@ class CheckpointSelectionError(ValueError):
 
 def save_checkpoint(
     path: Path,
-    net: ConvNet,
+    net: nn.Module,
     network: Mapping[str, Any],
     step: int,
     epoch: int,
     val_acc: float,
     val_loss: float,
 ) -> None:
-    """Write one small ConvNet checkpoint (tensors copied to CPU, contiguous)."""
+    """Write one checkpoint of ``net`` (tensors copied to CPU, contiguous); ``network`` rebuilds it."""
     state_dict = {
         name: tensor.detach().cpu().contiguous().clone() for name, tensor in net.state_dict().items()
     }
@@ -57,13 +61,57 @@ def save_checkpoint(
     torch.save(payload, path)
 
 
-def load_convnet_checkpoint(path: str | Path) -> ConvNet:
-    """Rebuild the :class:`ConvNet` stored in a checkpoint written by ``rdx-train``; on CPU, in eval mode."""
-    path = Path(path)
+def _read_network_spec(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The payload of an ``rdx-train`` checkpoint and its ``network`` entry."""
     if not path.is_file():
-        raise FileNotFoundError(f"ConvNet checkpoint {path} does not exist. {_HOW_TO_TRAIN}")
+        raise FileNotFoundError(f"checkpoint {path} does not exist. {_HOW_TO_TRAIN}")
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    network = payload["network"]
+    if not isinstance(payload, Mapping) or not isinstance(payload.get("network"), Mapping):
+        raise ValueError(f"{path} is not a checkpoint written by rdx-train (no 'network' entry)")
+    return payload, dict(payload["network"])
+
+
+def checkpoint_model_spec(path: str | Path) -> dict[str, Any]:
+    """The :func:`rdx.models.registry.load_network` spec that rebuilds a checkpoint's network.
+
+    ConvNet: ``{kind: "convnet", checkpoint: path}``; fine-tuned torchvision model: ``{kind:
+    "torchvision", name, weights, weights_file: path, input_size}`` (the registry reads the file's
+    ``state_dict`` and builds the head size it finds there).
+    """
+    path = Path(path)
+    _, network = _read_network_spec(path)
+    kind = network.get("kind", "convnet")
+    if kind == "convnet":
+        return {"kind": "convnet", "checkpoint": str(path)}
+    if kind == "torchvision":
+        return {
+            "kind": "torchvision",
+            "name": network["name"],
+            "weights": network.get("weights"),
+            "weights_file": str(path),
+            "input_size": network.get("input_size"),
+        }
+    raise ValueError(f"{path}: unknown network kind {kind!r} in the checkpoint")
+
+
+def load_convnet_checkpoint(path: str | Path) -> ConvNet:
+    """Rebuild the :class:`ConvNet` stored in a checkpoint written by ``rdx-train``; on CPU, in eval mode.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the checkpoint holds another kind of network (a fine-tuned torchvision model).
+    """
+    path = Path(path)
+    payload, network = _read_network_spec(path)
+    kind = network.get("kind", "convnet")
+    if kind != "convnet":
+        raise ValueError(
+            f"{path} holds a fine-tuned {kind} network ({network.get('name')}), not a ConvNet; load it "
+            f"with rdx.models.registry.load_network({checkpoint_model_spec(path)!r}) "
+            f"(a model config with kind: {kind}, name: {network.get('name')}, "
+            f"weights: {network.get('weights')}, weights_file: <this checkpoint>, "
+            f"input_size: {network.get('input_size')})"
+        )
     net = ConvNet(num_classes=int(network["num_classes"]), channels=tuple(network["channels"]))
     net.load_state_dict(payload["state_dict"])
     return net.eval()

@@ -1,4 +1,20 @@
-"""Train the MNIST ConvNet from a plain config dict, saving dense early checkpoints and epoch-end ones.
+"""Train a classifier from a plain config dict, saving dense early checkpoints and epoch-end ones.
+
+Two kinds of network (``network.kind``):
+
+``convnet``
+    the paper's small ConvNet (:class:`~rdx.models.convnet.ConvNet`), trained from scratch on 28 × 28
+    images preprocessed by :func:`~rdx.data.mnist.images_to_tensor`;
+``torchvision``
+    a torchvision model (``network.name``) built by :func:`rdx.models.registry.load_network`, initialised
+    from ``network.weights_file`` (random init when null), its last linear layer replaced by a new one
+    for ``network.num_classes`` outputs, and fine-tuned on images preprocessed once by the model's own
+    evaluation transform (that of the weights enum ``network.weights`` at ``network.input_size``) — the
+    preprocessing the compare app applies when it loads the checkpoint back with ``load_network``.
+
+Datasets (``data.dataset``): ``mnist`` (:func:`~rdx.data.mnist.load_mnist`) or ``fashion_mnist``
+(:func:`~rdx.data.fashion_mnist.load_fashion_mnist`); ``data.classes`` / ``data.relabel`` pick and map
+their labels 0..9 alike.
 
 The config has the sections of ``conf/train.yaml`` (see :data:`DEFAULT_TRAIN_CONFIG`); callers with an
 OmegaConf config pass ``OmegaConf.to_container(cfg, resolve=True)``.
@@ -12,22 +28,28 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
+from PIL import Image
 from torch import nn
+from torch.utils.data import TensorDataset
 
-from rdx.data.mnist import MNISTDataModule
-from rdx.models.convnet import ConvNetClassifier
+from rdx.data.fashion_mnist import load_fashion_mnist
+from rdx.data.mnist import MNISTDataModule, append_flipped, images_to_tensor, load_mnist
+from rdx.models.convnet import ConvNetClassifier, ImageClassifier
 from rdx.training.checkpoints import save_checkpoint, write_index
 
 logger = logging.getLogger(__name__)
@@ -36,6 +58,7 @@ DEFAULT_TRAIN_CONFIG: dict[str, Any] = {
     "name": "mnist_835",
     "seed": 0,
     "data": {
+        "dataset": "mnist",
         "root": None,
         "download": False,
         "classes": [3, 5, 8],
@@ -48,7 +71,16 @@ DEFAULT_TRAIN_CONFIG: dict[str, Any] = {
         "flip_new_labels": False,
         "max_val_images": None,
     },
-    "network": {"num_classes": 3, "channels": [32, 64]},
+    "network": {
+        "kind": "convnet",
+        "num_classes": 3,
+        "channels": [32, 64],
+        # torchvision networks only:
+        "name": None,
+        "weights": None,
+        "weights_file": None,
+        "input_size": None,
+    },
     "optim": {"max_lr": 0.01, "weight_decay": 0.0, "pct_start": 0.3},
     "trainer": {
         "max_epochs": 5,
@@ -68,7 +100,20 @@ _KEY_EXCLUDED = {
 }
 # Settings added after the first checkpoints were written: keyed only when they differ from their
 # default, so the runs trained before they existed keep their keys (and are reused).
-_KEYED_WHEN_SET = {("data", "flip"), ("data", "flip_new_labels"), ("data", "max_val_images")}
+_KEYED_WHEN_SET = {
+    ("data", "flip"),
+    ("data", "flip_new_labels"),
+    ("data", "max_val_images"),
+    ("data", "dataset"),
+    ("network", "kind"),
+    ("network", "name"),
+    ("network", "weights"),
+    ("network", "weights_file"),
+    ("network", "input_size"),
+}
+DATASETS = ("mnist", "fashion_mnist")
+NETWORK_KINDS = ("convnet", "torchvision")
+_TORCHVISION_ONLY = ("name", "weights", "weights_file", "input_size")
 
 
 def resolve_train_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -89,11 +134,63 @@ def resolve_train_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
                 f"known keys: {sorted(defaults)}"
             )
         resolved[section] = {**copy.deepcopy(defaults), **given}
+    _check_dataset_and_network(resolved)
     return resolved
 
 
+def _check_dataset_and_network(cfg: Mapping[str, Any]) -> None:
+    """Reject an unknown dataset or network kind, and settings the chosen kind does not use."""
+    dataset, network = cfg["data"]["dataset"], cfg["network"]
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown data.dataset {dataset!r}; choose one of {DATASETS}")
+    kind = network["kind"]
+    if kind not in NETWORK_KINDS:
+        raise ValueError(f"unknown network.kind {kind!r}; choose one of {NETWORK_KINDS}")
+    if kind == "convnet":
+        stray = [key for key in _TORCHVISION_ONLY if network[key] is not None]
+        if stray:
+            raise ValueError(
+                f"network.{', network.'.join(stray)} only apply to network.kind=torchvision; "
+                "set them to null for the ConvNet (or set network.kind=torchvision)"
+            )
+    elif not network["name"]:
+        raise ValueError(
+            "network.kind=torchvision needs network.name (a torchvision model, e.g. mobilenet_v2)"
+        )
+
+
+@lru_cache(maxsize=32)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 (hex) of a file's contents; cached per (path, size, modification time).
+
+    Raises:
+        FileNotFoundError: the file does not exist (the message names the config key to fix).
+    """
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.is_file():
+        raise FileNotFoundError(
+            f"network.weights_file {resolved} does not exist; point at the pretrained weights with "
+            "training.network.weights_file=/path/to/file.pth (or null for a random init)"
+        )
+    stat = resolved.stat()
+    return _file_sha256(str(resolved), stat.st_size, stat.st_mtime_ns)
+
+
 def training_config_key(cfg: Mapping[str, Any]) -> str:
-    """sha256 (hex) of the canonical JSON of the settings that determine the weights and checkpoints."""
+    """sha256 (hex) of the canonical JSON of the settings that determine the weights and checkpoints.
+
+    Settings added after the first runs (:data:`_KEYED_WHEN_SET`) count only when they differ from their
+    default, so older runs keep their keys. A weights file counts by the sha256 of its contents, not its
+    path (which differs between clones); ``network.channels`` does not count for a torchvision network.
+    """
     resolved = resolve_train_config(cfg)
     relevant: dict[str, Any] = {}
     for section, defaults in DEFAULT_TRAIN_CONFIG.items():
@@ -106,6 +203,11 @@ def training_config_key(cfg: Mapping[str, Any]) -> str:
                 and not ((section, key) in _KEYED_WHEN_SET and item == defaults[key])
             }
         relevant[section] = value
+    network = relevant["network"]
+    if resolved["network"]["kind"] != "convnet":
+        network.pop("channels", None)
+    if network.get("weights_file") is not None:
+        network["weights_file"] = {"sha256": file_sha256(network["weights_file"])}
     canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -142,7 +244,7 @@ def evaluate_classifier(
 
 
 class CheckpointRecorder(Callback):
-    """Saves + validates the ConvNet every ``every_n_steps`` optimizer steps up to ``until_step``, and at
+    """Saves + validates the network every ``every_n_steps`` optimizer steps up to ``until_step``, and at
     every epoch end; collects one index row per checkpoint in :attr:`rows`."""
 
     def __init__(
@@ -196,6 +298,157 @@ class CheckpointRecorder(Callback):
         self._record(trainer, pl_module, "epoch_end")
 
 
+def transform_images(transform: Callable[[Image.Image], torch.Tensor], images: np.ndarray) -> torch.Tensor:
+    """Apply a model's PIL transform to every uint8 (n, H, W) grayscale image; float32 (n, C, h, w).
+
+    The transform sees the image as a PIL "L" image (its own ``ConvertMode`` makes it RGB).
+    """
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise ValueError(f"expected uint8 images of shape (n, H, W), got {images.dtype} {images.shape}")
+    if len(images) == 0:
+        raise ValueError("no images to transform")
+    first = transform(Image.fromarray(images[0]))
+    output = torch.empty((len(images), *first.shape), dtype=first.dtype)
+    output[0] = first
+    for index in range(1, len(images)):
+        output[index] = transform(Image.fromarray(images[index]))
+    return output
+
+
+class PreprocessedDataModule(MNISTDataModule):
+    """:class:`~rdx.data.mnist.MNISTDataModule`'s class selection, relabelling, subsets and flips for
+    MNIST or Fashion-MNIST (``dataset``), with any preprocessing of the uint8 (n, 28, 28) images
+    (``preprocess``, default :func:`~rdx.data.mnist.images_to_tensor`), applied once in :meth:`setup`.
+    Keyword arguments are those of ``MNISTDataModule``.
+    """
+
+    def __init__(
+        self,
+        dataset: str = "mnist",
+        preprocess: Callable[[np.ndarray], torch.Tensor] = images_to_tensor,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {dataset!r}; choose one of {DATASETS}")
+        self.dataset = dataset
+        self.preprocess = preprocess
+
+    def _load(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        loader = load_fashion_mnist if self.dataset == "fashion_mnist" else load_mnist
+        return loader(split, self.root, self.download)
+
+    def _subset(self, images: np.ndarray, labels: np.ndarray) -> TensorDataset:
+        keep = np.flatnonzero(np.isin(labels, self.classes))
+        images = images[keep]
+        targets = np.array([self.label_map[int(label)] for label in labels[keep]], dtype=np.int64)
+        if self.flip is not None:
+            offset = len(set(self.label_map.values())) if self.flip_new_labels else 0
+            images, targets = append_flipped(images, targets, self.flip, offset)
+        return TensorDataset(self.preprocess(images), torch.from_numpy(targets))
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the preprocessed train/val TensorDatasets once (idempotent)."""
+        if self.train_dataset is not None:
+            return
+        started = time.perf_counter()
+        train_images, train_labels = self._load("train")
+        if self.val_split == "test":
+            val_images, val_labels = self._load("test")
+        else:
+            val_images, val_labels = train_images[50_000:], train_labels[50_000:]
+            train_images, train_labels = train_images[:50_000], train_labels[:50_000]
+        keep = self._random_subset(train_labels, self.max_train_images, self.seed)
+        self.train_dataset = self._subset(train_images[keep], train_labels[keep])
+        keep = self._random_subset(val_labels, self.max_val_images, self.seed + 1)
+        self.val_dataset = self._subset(val_images[keep], val_labels[keep])
+        logger.info(
+            "%s classes %s: %d training / %d validation images, inputs %s, preprocessed in %.1f s",
+            self.dataset,
+            self.classes,
+            len(self.train_dataset),
+            len(self.val_dataset),
+            tuple(self.train_dataset.tensors[0].shape[1:]),
+            time.perf_counter() - started,
+        )
+
+
+def _last_linear_name(network: nn.Module) -> str:
+    names = [name for name, module in network.named_modules() if isinstance(module, nn.Linear)]
+    if not names:
+        raise ValueError(f"{type(network).__name__} has no nn.Linear layer to replace by a new head")
+    return names[-1]
+
+
+def replace_head(network: nn.Module, num_classes: int, seed: int) -> str:
+    """Replace the last ``nn.Linear`` of ``network`` by a new one with ``num_classes`` outputs (same
+    input size and bias), initialised from ``seed``; returns its dotted name."""
+    name = _last_linear_name(network)
+    old = network.get_submodule(name)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+    parent_name, _, child = name.rpartition(".")
+    setattr(network.get_submodule(parent_name) if parent_name else network, child, new)
+    return name
+
+
+def build_finetune_network(
+    network_cfg: Mapping[str, Any], seed: int
+) -> tuple[nn.Module, Callable[[Image.Image], torch.Tensor], dict[str, Any]]:
+    """The torchvision network to fine-tune, its evaluation transform, and the checkpoint's network spec.
+
+    The network comes from :func:`rdx.models.registry.load_network` (weights from
+    ``network_cfg["weights_file"]``; without a file a random init, still with the transform of the
+    weights enum ``network_cfg["weights"]``), its last linear layer replaced by
+    :func:`replace_head`. The spec (kind, name, weights, num_classes, input_size) plus the checkpoint path
+    as ``weights_file`` is what ``load_network`` needs to rebuild the fine-tuned network.
+    """
+    from rdx.models.registry import load_network
+
+    name, num_classes = network_cfg["name"], int(network_cfg["num_classes"])
+    spec: dict[str, Any] = {
+        "kind": "torchvision",
+        "name": name,
+        "weights": network_cfg["weights"],
+        "input_size": network_cfg["input_size"],
+    }
+    config_key = "training.network"
+    if network_cfg["weights_file"]:
+        loaded = load_network({**spec, "weights_file": network_cfg["weights_file"]}, config_key)
+    elif spec["weights"]:
+        # A random init that keeps the weights enum's transform: without a file the registry would load
+        # the enum's weights from the torch hub cache, so hand it a file with random weights instead.
+        from torchvision.models import get_model
+
+        with tempfile.TemporaryDirectory(prefix="rdx-random-init-") as folder:
+            path = Path(folder) / f"{name}-random-init.pt"
+            torch.save(get_model(name, weights=None).state_dict(), path)
+            loaded = load_network({**spec, "weights_file": str(path)}, config_key)
+    else:
+        loaded = load_network(spec, config_key)
+    network = loaded.network
+    head = replace_head(network, num_classes, seed)
+    network.requires_grad_(True).train()
+    logger.info(
+        "Fine-tuning torchvision %s (%s) with a new %d-class head %r, inputs %s",
+        name,
+        loaded.info["weights"] if network_cfg["weights_file"] else "random init",
+        num_classes,
+        head,
+        loaded.info.get("input_size"),
+    )
+    checkpoint_spec = {
+        "kind": "torchvision",
+        "name": name,
+        "weights": network_cfg["weights"],
+        "num_classes": num_classes,
+        "input_size": network_cfg["input_size"],
+    }
+    return network, loaded.transform, checkpoint_spec
+
+
 def _resolve_accelerator(accelerator: str) -> str:
     if accelerator == "auto":
         return "gpu" if torch.cuda.is_available() else "cpu"
@@ -203,7 +456,8 @@ def _resolve_accelerator(accelerator: str) -> str:
 
 
 def train_convnet(cfg: Mapping[str, Any], out_dir: Path) -> list[dict[str, Any]]:
-    """Train the ConvNet described by ``cfg`` and write its checkpoints and index into ``out_dir``.
+    """Train the network described by ``cfg`` (a ConvNet, or a fine-tuned torchvision model; see the
+    module docstring) and write its checkpoints and index into ``out_dir``.
 
     Writes ``checkpoints/*.pt``, ``index.json`` and ``index.csv`` (rows {step, epoch, val_acc, kind,
     path}; ``epoch`` is the 0-based epoch the checkpoint was taken in), ``train_config.json`` and a
@@ -222,37 +476,54 @@ def train_convnet(cfg: Mapping[str, Any], out_dir: Path) -> list[dict[str, Any]]
 
     L.seed_everything(cfg["seed"], workers=True)
     relabel = data_cfg["relabel"]
-    datamodule = MNISTDataModule(
-        root=data_cfg["root"],
-        download=data_cfg["download"],
-        classes=tuple(data_cfg["classes"]),
-        relabel={int(digit): int(label) for digit, label in relabel.items()} if relabel else None,
-        batch_size=data_cfg["batch_size"],
-        num_workers=data_cfg["num_workers"],
-        val_split=data_cfg["val_split"],
-        seed=cfg["seed"],
-        max_train_images=data_cfg["max_train_images"],
-        flip=data_cfg["flip"],
-        flip_new_labels=data_cfg["flip_new_labels"],
-        max_val_images=data_cfg["max_val_images"],
-    )
-    datamodule.setup("fit")
+    data_kwargs: dict[str, Any] = {
+        "root": data_cfg["root"],
+        "download": data_cfg["download"],
+        "classes": tuple(data_cfg["classes"]),
+        "relabel": {int(label): int(new) for label, new in relabel.items()} if relabel else None,
+        "batch_size": data_cfg["batch_size"],
+        "num_workers": data_cfg["num_workers"],
+        "val_split": data_cfg["val_split"],
+        "seed": cfg["seed"],
+        "max_train_images": data_cfg["max_train_images"],
+        "flip": data_cfg["flip"],
+        "flip_new_labels": data_cfg["flip_new_labels"],
+        "max_val_images": data_cfg["max_val_images"],
+    }
+    finetune = network_cfg["kind"] == "torchvision"
+    if finetune:
+        network, transform, network_spec = build_finetune_network(network_cfg, cfg["seed"])
+        datamodule: MNISTDataModule = PreprocessedDataModule(
+            dataset=data_cfg["dataset"],
+            preprocess=lambda images: transform_images(transform, images),
+            **data_kwargs,
+        )
+    elif data_cfg["dataset"] != "mnist":
+        datamodule = PreprocessedDataModule(dataset=data_cfg["dataset"], **data_kwargs)
+    else:
+        datamodule = MNISTDataModule(**data_kwargs)
     if network_cfg["num_classes"] != datamodule.num_classes:
         raise ValueError(
             f"network.num_classes={network_cfg['num_classes']} but the data has "
             f"{datamodule.num_classes} classes ({list(data_cfg['classes'])})"
         )
+    datamodule.setup("fit")
     limit = trainer_cfg["limit_train_batches"]
-    module = ConvNetClassifier(
-        num_classes=network_cfg["num_classes"],
-        channels=tuple(network_cfg["channels"]),
-        max_lr=optim_cfg["max_lr"],
-        weight_decay=optim_cfg["weight_decay"],
-        pct_start=optim_cfg["pct_start"],
-        max_epochs=trainer_cfg["max_epochs"],
+    schedule = {
+        "max_lr": optim_cfg["max_lr"],
+        "weight_decay": optim_cfg["weight_decay"],
+        "pct_start": optim_cfg["pct_start"],
+        "max_epochs": trainer_cfg["max_epochs"],
         # With a batch limit the trainer knows the real step count; without one the data module does.
-        steps_per_epoch=datamodule.steps_per_epoch if limit is None else None,
-    )
+        "steps_per_epoch": datamodule.steps_per_epoch if limit is None else None,
+    }
+    if finetune:
+        module: ImageClassifier = ImageClassifier(network, **schedule)
+    else:
+        module = ConvNetClassifier(
+            num_classes=network_cfg["num_classes"], channels=tuple(network_cfg["channels"]), **schedule
+        )
+        network_spec = {"num_classes": network_cfg["num_classes"], "channels": list(network_cfg["channels"])}
     # channels_last makes the CPU convolutions ~15% faster in training and ~40% in evaluation.
     module.net.to(memory_format=torch.channels_last)
     val_images, val_labels = datamodule.val_dataset.tensors
@@ -260,7 +531,7 @@ def train_convnet(cfg: Mapping[str, Any], out_dir: Path) -> list[dict[str, Any]]
         out_dir,
         val_images,
         val_labels,
-        network={"num_classes": network_cfg["num_classes"], "channels": list(network_cfg["channels"])},
+        network=network_spec,
         every_n_steps=checkpoint_cfg["dense_every_n_steps"],
         until_step=checkpoint_cfg["dense_until_step"],
         eval_batch_size=data_cfg["batch_size"],
