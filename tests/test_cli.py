@@ -32,7 +32,7 @@ def test_every_compare_config_composes(group):
     for option in options:
         cfg = compose_config("compare", [f"{group}={option}"])
         resolved = OmegaConf.to_container(cfg, resolve=True)
-        assert resolved["model_a"]["layer"] and resolved["method"]["name"]
+        assert resolved["model_a"]["kind"] and resolved["method"]["name"]
 
 
 @pytest.mark.parametrize("option", group_options("training"))
