@@ -260,6 +260,7 @@ def compute_features(
             ModelInputs(image_set, model.loaded.transform),
             batch_size=features_cfg.batch_size,
             num_workers=features_cfg.get("num_workers", 0),
+            pin_memory=device.type == "cuda",
         )
     return model.loaded.extract(
         inputs,
