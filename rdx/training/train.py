@@ -45,10 +45,9 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 from PIL import Image
 from torch import nn
-from torch.utils.data import TensorDataset
 
 from rdx.data.fashion_mnist import load_fashion_mnist
-from rdx.data.mnist import MNISTDataModule, append_flipped, images_to_tensor, load_mnist
+from rdx.data.mnist import MNISTDataModule, images_to_tensor, load_mnist
 from rdx.models.convnet import ConvNetClassifier, ImageClassifier
 from rdx.training.checkpoints import save_checkpoint, write_index
 
@@ -333,45 +332,15 @@ class PreprocessedDataModule(MNISTDataModule):
         if dataset not in DATASETS:
             raise ValueError(f"unknown dataset {dataset!r}; choose one of {DATASETS}")
         self.dataset = dataset
-        self.preprocess = preprocess
+        self.preprocess = preprocess  # type: ignore[method-assign]
+
+    @property
+    def dataset_name(self) -> str:  # type: ignore[override]
+        return "Fashion-MNIST" if self.dataset == "fashion_mnist" else "MNIST"
 
     def _load(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         loader = load_fashion_mnist if self.dataset == "fashion_mnist" else load_mnist
         return loader(split, self.root, self.download)
-
-    def _subset(self, images: np.ndarray, labels: np.ndarray) -> TensorDataset:
-        keep = np.flatnonzero(np.isin(labels, self.classes))
-        images = images[keep]
-        targets = np.array([self.label_map[int(label)] for label in labels[keep]], dtype=np.int64)
-        if self.flip is not None:
-            offset = len(set(self.label_map.values())) if self.flip_new_labels else 0
-            images, targets = append_flipped(images, targets, self.flip, offset)
-        return TensorDataset(self.preprocess(images), torch.from_numpy(targets))
-
-    def setup(self, stage: str | None = None) -> None:
-        """Build the preprocessed train/val TensorDatasets once (idempotent)."""
-        if self.train_dataset is not None:
-            return
-        started = time.perf_counter()
-        train_images, train_labels = self._load("train")
-        if self.val_split == "test":
-            val_images, val_labels = self._load("test")
-        else:
-            val_images, val_labels = train_images[50_000:], train_labels[50_000:]
-            train_images, train_labels = train_images[:50_000], train_labels[:50_000]
-        keep = self._random_subset(train_labels, self.max_train_images, self.seed)
-        self.train_dataset = self._subset(train_images[keep], train_labels[keep])
-        keep = self._random_subset(val_labels, self.max_val_images, self.seed + 1)
-        self.val_dataset = self._subset(val_images[keep], val_labels[keep])
-        logger.info(
-            "%s classes %s: %d training / %d validation images, inputs %s, preprocessed in %.1f s",
-            self.dataset,
-            self.classes,
-            len(self.train_dataset),
-            len(self.val_dataset),
-            tuple(self.train_dataset.tensors[0].shape[1:]),
-            time.perf_counter() - started,
-        )
 
 
 def _last_linear_name(network: nn.Module) -> str:
