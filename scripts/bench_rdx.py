@@ -63,26 +63,38 @@ KB_PER_GB = 1024**2  # ru_maxrss, VmRSS and VmHWM are in KiB on Linux; GB here m
 
 
 def make_pair(
-    n: int, d: int, seed: int = 0, n_clusters: int = 10, return_truth: bool = False
+    n: int,
+    d: int,
+    seed: int = 0,
+    n_clusters: int = 10,
+    return_truth: bool = False,
+    merges: int = 1,
+    splits: int = 1,
 ) -> tuple[np.ndarray, ...]:
-    """Two float32 representations of the same N synthetic images with a planted difference.
+    """Two float32 representations of the same N synthetic images with planted differences.
 
     Model A: ``n_clusters`` Gaussian clusters in d dimensions. Model B sees the same images with the
-    same within-cluster offsets plus fresh noise, but merges A's clusters 0 and 1 (one centre) and splits
-    A's cluster 2 into two clusters (half of its images move to a new centre). Deterministic from seed.
+    same within-cluster offsets plus fresh noise, but merges ``merges`` pairs of A's clusters (2p and
+    2p + 1 get one centre: what B groups and A separates) and splits the next ``splits`` clusters in two
+    (half of each moves to a new centre: what A groups and B separates). Deterministic from seed; the
+    defaults (one merge of clusters 0 and 1, one split of cluster 2) are the benchmark's original data.
 
     Args:
         n: number of images.
         d: dimension of both representations.
         seed: seed of everything random.
-        n_clusters: clusters in model A (at least 3).
+        n_clusters: clusters in model A (at least 2 * merges + splits).
         return_truth: also return the cluster labels of A and of B.
+        merges, splits: planted differences of each kind.
 
     Returns:
         (X_A, X_B) as (n, d) float32 arrays, or (X_A, X_B, truth_A, truth_B) with ``return_truth``.
     """
-    if n_clusters < 3:
-        raise ValueError(f"n_clusters must be at least 3 (merge two, split one), got {n_clusters}")
+    if merges < 0 or splits < 0 or n_clusters < max(3, 2 * merges + splits):
+        raise ValueError(
+            f"n_clusters must be at least 3 and hold the planted merges and splits (2 x {merges} + "
+            f"{splits}), got {n_clusters}"
+        )
     rng = np.random.default_rng(seed)
     separation = 2.5  # centre spread relative to the unit within-cluster spread
     truth_A = rng.permutation(np.arange(n) % n_clusters)
@@ -90,13 +102,15 @@ def make_pair(
     offsets = rng.standard_normal((n, d), dtype=np.float32)  # each image's own place in its cluster
     X_A = centres_A[truth_A] + offsets
 
-    # B: clusters 0 and 1 merged into 0; cluster 2 split into 2 and a new cluster n_clusters.
-    centres_B = np.concatenate([centres_A, separation * rng.standard_normal((1, d), dtype=np.float32)])
-    centres_B[1] = centres_B[0]
+    # B: clusters 2p + 1 merged into 2p; cluster 2 * merges + q split into itself and n_clusters + q.
+    centres_B = np.concatenate([centres_A, separation * rng.standard_normal((splits, d), dtype=np.float32)])
     truth_B = truth_A.copy()
-    truth_B[truth_B == 1] = 0
-    in_2 = np.flatnonzero(truth_A == 2)
-    truth_B[rng.permutation(in_2)[: len(in_2) // 2]] = n_clusters
+    for pair in range(merges):
+        centres_B[2 * pair + 1] = centres_B[2 * pair]
+        truth_B[truth_B == 2 * pair + 1] = 2 * pair
+    for split in range(splits):
+        members = np.flatnonzero(truth_A == 2 * merges + split)
+        truth_B[rng.permutation(members)[: len(members) // 2]] = n_clusters + split
     noise = 0.5 * rng.standard_normal((n, d), dtype=np.float32)
     X_B = centres_B[truth_B] + offsets + noise
     X_A, X_B = X_A.astype(np.float32, copy=False), X_B.astype(np.float32, copy=False)
@@ -417,44 +431,62 @@ def run_one(impl: str, n: int, d: int, args: argparse.Namespace, workdir: Path) 
         str(workdir),
     ]
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    started = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        return {"impl": impl, "n": n, "d": d, "status": "timeout", "wall_s": time.perf_counter() - started}
-    result_file = workdir / f"result_{impl}.json"
-    if proc.returncode != 0 or not result_file.exists():
-        reason = f"exit {proc.returncode}"
-        if proc.returncode == -9:
-            reason += " (SIGKILL: out of memory?)"
-        return {
-            "impl": impl,
-            "n": n,
-            "d": d,
-            "status": "failed",
-            "reason": reason,
-            "stderr_tail": proc.stderr[-2000:],
-            "wall_s": time.perf_counter() - started,
-        }
-    result = json.loads(result_file.read_text())
-    result["status"] = "ok"
-    result["wall_s"] = time.perf_counter() - started
+    result = run_worker_process(
+        cmd, {"impl": impl, "n": n, "d": d}, workdir / f"result_{impl}.json", args.timeout
+    )
+    if result["status"] != "ok":
+        return result
     result["alg_memory_kb"] = result["peak_rss_kb"] - result["baseline_rss_kb"]
     result["load_avg_1min_before"] = load_before  # other work on the machine skews the times
     return result
 
 
-def agreement(workdir: Path, run_a: dict[str, Any], run_b: dict[str, Any]) -> dict[str, Any]:
-    """ARI per direction between (a)'s and (b)'s labels, and whether the grids are identical."""
+def run_worker_process(
+    cmd: list[str], base: dict[str, Any], result_file: Path, timeout: float, cwd: Path | None = None
+) -> dict[str, Any]:
+    """Run one worker subprocess that writes ``result_file`` (JSON); never raises for a failed worker.
+
+    Returns ``base`` plus the worker's result and status "ok", or status "timeout" / "failed" (with the
+    exit code, a hint when it was SIGKILLed, and the end of its stderr); ``wall_s`` either way.
+    """
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        return {**base, "status": "timeout", "wall_s": time.perf_counter() - started}
+    if proc.returncode != 0 or not result_file.exists():
+        reason = f"exit {proc.returncode}" + (" (SIGKILL: out of memory?)" if proc.returncode == -9 else "")
+        return {
+            **base,
+            "status": "failed",
+            "reason": reason,
+            "stderr_tail": proc.stderr[-3000:],
+            "wall_s": time.perf_counter() - started,
+        }
+    result = {**base, **json.loads(result_file.read_text()), "status": "ok"}
+    result["wall_s"] = time.perf_counter() - started
+    return result
+
+
+def labels_ari(workdir: Path, names: tuple[str, str]) -> dict[str, float | None]:
+    """{"ari_10": ..., "ari_01": ...}: adjusted Rand index between two workers' saved labels
+    (``labels_<name>_<direction>.npy`` in ``workdir``), None where either file is missing."""
     from sklearn.metrics import adjusted_rand_score
 
-    out: dict[str, Any] = {}
+    out: dict[str, float | None] = {}
     for direction in DIRECTIONS:
-        files = [workdir / f"labels_{impl}_{direction}.npy" for impl in ("a", "b")]
-        if all(f.exists() for f in files):
-            out[f"ari_{direction}"] = float(adjusted_rand_score(np.load(files[0]), np.load(files[1])))
-        else:
-            out[f"ari_{direction}"] = None
+        files = [workdir / f"labels_{name}_{direction}.npy" for name in names]
+        present = all(f.exists() for f in files)
+        out[f"ari_{direction}"] = (
+            float(adjusted_rand_score(np.load(files[0]), np.load(files[1]))) if present else None
+        )
+    return out
+
+
+def agreement(workdir: Path, run_a: dict[str, Any], run_b: dict[str, Any]) -> dict[str, Any]:
+    """ARI per direction between (a)'s and (b)'s labels, and whether the grids are identical."""
+    out: dict[str, Any] = labels_ari(workdir, ("a", "b"))
+    for direction in DIRECTIONS:
         grids_a = run_a.get("grids", {}).get(direction)
         grids_b = run_b.get("grids", {}).get(direction)
         ties_b = run_b.get("grid_ties", {}).get(direction)

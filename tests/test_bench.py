@@ -34,6 +34,24 @@ def test_make_pair_is_deterministic_float32_with_a_planted_difference(bench):
     assert np.all(truth_B[truth_A == 1] == 0)
 
 
+def test_make_pair_plants_as_many_merges_and_splits_as_asked(bench):
+    X_A, X_B, truth_A, truth_B = bench.make_pair(
+        800, 8, seed=1, n_clusters=8, merges=2, splits=2, return_truth=True
+    )
+    for pair in range(2):  # clusters 2p + 1 join 2p in B
+        assert np.all(truth_B[truth_A == 2 * pair + 1] == 2 * pair)
+    for split in range(2):  # clusters 4 and 5 are halved in B, into themselves and 8 + split
+        parts = np.unique(truth_B[truth_A == 4 + split], return_counts=True)
+        assert parts[0].tolist() == [4 + split, 8 + split] and abs(parts[1][0] - parts[1][1]) <= 1
+    untouched = truth_A >= 6
+    np.testing.assert_array_equal(truth_B[untouched], truth_A[untouched])
+    # merged clusters share B's centre: their B features are as close as within-cluster ones
+    centre = [X_B[truth_A == c].mean(axis=0) for c in (0, 1, 6)]
+    assert np.linalg.norm(centre[0] - centre[1]) < 0.5 * np.linalg.norm(centre[0] - centre[2])
+    with pytest.raises(ValueError, match="n_clusters"):
+        bench.make_pair(100, 4, n_clusters=5, merges=2, splits=2)
+
+
 def test_plain_reference_agrees_exactly_with_project_rdx(bench):
     X_A, X_B = bench.make_pair(300, 16, seed=0)
     params = {"n_concepts": 5, "gamma": 0.05, "beta": 5.0, "random_state": 0}

@@ -5,17 +5,43 @@ accessor and the grid size, and returns up to ``grid_size`` image indices, most 
 The affinity accessor ``affinity_block(rows, cols) -> (len(rows), len(cols))`` returns the unsymmetrised
 affinity of the explained direction; strategies that do not need it ignore it, so methods without an
 affinity (the baselines) pass None.
+
+An accessor may also implement ``ScalableAffinity`` (the sparse path's ``SparseAffinity`` does): then
+the strategies ask it for row means, elementwise pair values and candidate neighbourhoods instead of a
+dense |C| x |C| block, so a cluster of tens of thousands of images costs O(|C| x grid_size^2).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from rdx.methods.neighbourhoods import pairwise_distances
 
 AffinityBlock = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@runtime_checkable
+class ScalableAffinity(Protocol):
+    """An affinity accessor that answers the grid and ordering questions without dense blocks."""
+
+    def __call__(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Dense Aff[rows][:, cols] (small blocks only)."""
+
+    def pair_values(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Aff[rows[t], cols[t]] elementwise (broadcast shapes)."""
+
+    def within_mean(self, members: np.ndarray) -> float:
+        """mean(Aff[members][:, members])."""
+
+    def within_row_means(self, members: np.ndarray) -> np.ndarray:
+        """mean of Aff[m, members] for each member m."""
+
+    def member_neighbourhoods(self, members: np.ndarray, size: int) -> np.ndarray | None:
+        """Candidate blocks (c, size) of global indices, anchor first then by distance, anchors in
+        ascending index order; None to let the strategy compute every member's block from features."""
 
 
 def _sorted_by_distance(candidates: np.ndarray, features: np.ndarray, point: np.ndarray) -> np.ndarray:
@@ -61,11 +87,18 @@ def maximize_total_neighborhood_affinity(
 
     For each member m take its min(|C|, grid_size) nearest members (m itself first) in the explained
     model; its score is the sum of the unsymmetrised affinity over that block. The grid is the best block,
-    anchor first, then by distance to the anchor (ties by index).
+    anchor first, then by distance to the anchor (ties by index). A ``ScalableAffinity`` may restrict
+    the candidate anchors of a large cluster (see its ``member_neighbourhoods``).
     """
     affinity_block = _require_affinity(affinity_block, "maximize_total_neighborhood_affinity")
     members = np.asarray(members, dtype=np.int64)
     size = min(len(members), grid_size)
+    if isinstance(affinity_block, ScalableAffinity):
+        candidates = affinity_block.member_neighbourhoods(members, size)
+        if candidates is not None:
+            in_index_order = np.sort(candidates, axis=1)
+            pairs = affinity_block.pair_values(in_index_order[:, :, None], in_index_order[:, None, :])
+            return candidates[int(np.argmax(pairs.sum(axis=(1, 2))))]
     neighbourhoods = nearest_members(features[members], size)  # (m, size) local indices
     local_affinity = affinity_block(members, members)
     # Sum each block in index order, so anchors with the same neighbourhood score exactly the same and
@@ -112,7 +145,10 @@ def max_affinity(
     """The members with the highest mean affinity to the other members (row mean), ties by index."""
     affinity_block = _require_affinity(affinity_block, "max_affinity")
     members = np.asarray(members, dtype=np.int64)
-    row_mean = affinity_block(members, members).mean(axis=1)
+    if isinstance(affinity_block, ScalableAffinity):
+        row_mean = affinity_block.within_row_means(members)
+    else:
+        row_mean = affinity_block(members, members).mean(axis=1)
     return members[np.lexsort((members, -row_mean))][:grid_size]
 
 

@@ -9,24 +9,33 @@ Optional representation alignment and label guidance.
 Directions: "10" explains model B (groups B puts together and A does not; grids drawn in X_B), "01"
 explains model A (grids in X_A). In the shared ``Explanation`` they are sides "B" and "A".
 
+Two paths compute the same method. The exact path (this module) holds dense N x N matrices: at most
+about four (two rank matrices while the difference is built, then the difference and one affinity
+buffer), in ``dtype`` (float32 by default). The sparse path (``rdx.methods.sparse_rdx``) keeps only
+each model's top-K neighbours and the union of the two graphs exactly, gives every other pair its row's
+mean affinity to the other image's cell (a far-field model estimated from sampled distances) and
+clusters with a sparse eigensolver: O(N (K + cells)) memory, for N beyond ~20,000.
+``RDX(path="auto")`` picks exact while N <= 20,000 and its estimated peak fits the memory budget.
+
 Every function here takes arrays and plain parameters; nothing reads configs, files or loggers.
-Memory: the fit holds at most about four N x N matrices (two rank matrices while the difference is
-built, then the difference and one affinity buffer), in ``dtype`` (float32 by default).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import eigsh
 from sklearn.cluster import k_means
 
+from rdx.methods import sparse_rdx
 from rdx.methods.explanation import Concept, Explanation
-from rdx.methods.grids import GRID_STRATEGIES, AffinityBlock, select_grid
+from rdx.methods.grids import GRID_STRATEGIES, AffinityBlock, ScalableAffinity, select_grid
 from rdx.methods.neighbourhoods import (
     DEFAULT_BLOCK_BYTES,
     SIMILARITIES,
@@ -58,6 +67,8 @@ DIRECTION_TO_SIDE = {"10": "B", "01": "A"}
 DIFFERENCES = ("locally_biased", "standard")
 CLUSTERINGS = ("spectral", "pagerank", "eig_centrality")
 GUIDANCE = (None, "labels", "probe")
+PATHS = ("auto", "exact", "sparse")
+GIB = 1024**3
 MAX_EXPONENT = 80.0  # largest |beta * D| accepted: e^80 ~ 5.5e34 still fits float32
 
 
@@ -317,7 +328,11 @@ def order_clusters(
 
     def mean_affinity(cluster: int) -> float:
         members = np.flatnonzero(labels == cluster)
-        return float(block(members, members).mean()) if len(members) else float("nan")
+        if len(members) == 0:
+            return float("nan")
+        if isinstance(block, ScalableAffinity):  # the sparse path: no |C| x |C| block
+            return block.within_mean(members)
+        return float(block(members, members).mean())
 
     cluster_ids = np.unique(labels)
     if zero_is_rest:
@@ -363,8 +378,21 @@ class RDX:
         reference_compat: reproduce the public reference code's quirks (local-scaling E_A mix-up,
             last-step alignment weights) for comparisons; off by default.
         dtype: "float32" (fast) or "float64" (exact ties to ~1e-12) for the N x N work.
-        device: "auto", "cpu" or "cuda" for distances, ranks and the difference.
+        device: "auto", "cpu" or "cuda" for distances, ranks and the difference (and the sparse path's
+            neighbour search and eigensolver products).
         random_state: seeds spectral clustering, random grids, the alignment split and the probes.
+        path: "exact" (dense N x N), "sparse" (top-K neighbour graphs, ``rdx.methods.sparse_rdx``) or
+            "auto": exact when N <= 20,000 and its estimated peak memory fits ``memory_budget_gb``,
+            else sparse; variants the sparse path lacks (other similarities, the standard difference,
+            greedy clusterings, guidance, reference_compat) stay exact, or fail when exact cannot fit.
+        n_neighbors: sparse path: K, neighbours per image in each model's graph.
+        memory_budget_gb: memory the auto choice may plan for; None: what the machine has available now.
+        rank_estimate: sparse path: "sampled" (estimate ranks beyond a model's top-K from a sample of
+            each row's distances) or "exact" (count them over the row; O(N log K) more per row).
+        eigensolver: sparse path: "lanczos" (ARPACK on the implicit operator) or "lobpcg".
+        background_cells: sparse path: cells of the far-field model (a pair outside the neighbour graphs
+            gets its row's mean affinity to the other image's cell, estimated from sampled pairs); None:
+            by N (``sparse_rdx.default_cells``: N / 4, at most 1,024); 1: one background value per row.
 
     Attributes after ``fit``:
         gamma_: the temperature used.
@@ -374,7 +402,14 @@ class RDX:
         alignment_: {"10": AlignmentResult, "01": AlignmentResult} when ``align``.
         guide_labels_: {"A": labels, "B": labels} when guided.
         explanation_: the ``Explanation`` (side "B" from direction 10, side "A" from direction 01).
-        difference_matrix(direction), affinity_matrix(direction): the N x N matrices, on request.
+            Its info records the path ("path", "path_reason") and, for the sparse path, the union
+            graph ("sparse": pairs, connected components, estimated-rank fractions, eigensolver).
+        path_: "exact" or "sparse", the path this fit took.
+        timings_: seconds per stage of the last fit ("difference": distances, ranks and difference, or
+            the sparse path's neighbour pass and cells; "clustering_10", "grids_10", ...).
+        difference_matrix(direction), affinity_matrix(direction): the N x N matrices, on request (dense
+            even on the sparse path: only for N that fits); difference_graph(direction): the sparse
+            path's (N, N) CSR difference on the union pairs.
     """
 
     name = "rdx"
@@ -403,6 +438,12 @@ class RDX:
         dtype: str = "float32",
         device: str = "auto",
         random_state: int = 0,
+        path: str = "auto",
+        n_neighbors: int = sparse_rdx.DEFAULT_NEIGHBOURS,
+        memory_budget_gb: float | None = None,
+        rank_estimate: str = "sampled",
+        eigensolver: str = "lanczos",
+        background_cells: int | None = None,
     ) -> None:
         self.n_concepts = n_concepts
         self.similarity = similarity
@@ -426,6 +467,12 @@ class RDX:
         self.dtype = dtype
         self.device = device
         self.random_state = random_state
+        self.path = path
+        self.n_neighbors = n_neighbors
+        self.memory_budget_gb = memory_budget_gb
+        self.rank_estimate = rank_estimate
+        self.eigensolver = eigensolver
+        self.background_cells = background_cells
 
     # -- parameters ------------------------------------------------------------------------------
 
@@ -437,6 +484,9 @@ class RDX:
             "grid_strategy": (self.grid_strategy, tuple(GRID_STRATEGIES)),
             "guidance": (self.guidance, GUIDANCE),
             "dtype": (self.dtype, ("float32", "float64")),
+            "path": (self.path, PATHS),
+            "rank_estimate": (self.rank_estimate, sparse_rdx.RANK_ESTIMATES),
+            "eigensolver": (self.eigensolver, sparse_rdx.EIGENSOLVERS),
         }
         for name, (value, allowed) in choices.items():
             if value not in allowed:
@@ -445,6 +495,74 @@ class RDX:
             raise ValueError(f"n_concepts must be a positive integer, got {self.n_concepts!r}")
         if self.grid_size < 1 or self.cluster_size < 1:
             raise ValueError("grid_size and cluster_size must be positive")
+        for name in ("n_neighbors", "background_cells"):
+            value = getattr(self, name)
+            if name == "background_cells" and value is None:
+                continue
+            if not isinstance(value, int | np.integer) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.memory_budget_gb is not None and not self.memory_budget_gb > 0:
+            raise ValueError(f"memory_budget_gb must be positive or None, got {self.memory_budget_gb!r}")
+
+    def sparse_unsupported(self) -> list[str]:
+        """The settings of this estimator that the sparse path does not implement ([] if none)."""
+        defaults = {
+            "similarity": "neighborhood",
+            "difference": "locally_biased",
+            "clustering": "spectral",
+            "guidance": None,
+            "reference_compat": False,
+        }
+        current = {name: getattr(self, name) for name in defaults}
+        return [f"{name}={value!r}" for name, value in current.items() if value != defaults[name]]
+
+    def choose_path(self, n: int, d: int) -> tuple[str, str]:
+        """Which path a fit on N images of dimension d takes, and why: ("exact" | "sparse", reason).
+
+        Raises:
+            ValueError: path="sparse" with a variant the sparse path lacks, or "auto" where the exact
+                path does not fit and the variant rules the sparse path out.
+        """
+        unsupported = self.sparse_unsupported()
+        if self.path == "exact":
+            return "exact", "path='exact' was asked for"
+        if self.path == "sparse":
+            if unsupported:
+                raise ValueError(
+                    f"path='sparse' does not support {', '.join(unsupported)}: it implements the paper's "
+                    "method (neighbour ranks, locally-biased difference, spectral clustering), optionally "
+                    "aligned; use path='exact' (or 'auto') for this variant"
+                )
+            return "sparse", "path='sparse' was asked for"
+        budget = (
+            self.memory_budget_gb * GIB
+            if self.memory_budget_gb is not None
+            else sparse_rdx.available_memory_bytes()
+        )
+        exact_bytes = sparse_rdx.exact_path_peak_bytes(n, self.dtype)
+        fits = exact_bytes <= budget
+        # the reason is part of the explanation's info, so it names no live measurement (fits stay
+        # reproducible); the log has the numbers
+        budget_name = "memory_budget_gb" if self.memory_budget_gb is not None else "the memory available"
+        sizes = f"exact path's estimated peak {exact_bytes / GIB:.1f} GB vs {budget_name}"
+        log.info(
+            "RDX path choice: exact path's estimated peak %.1f GB, budget %.1f GB",
+            exact_bytes / GIB,
+            budget / GIB,
+        )
+        if fits and n <= sparse_rdx.AUTO_EXACT_MAX_N:
+            return "exact", f"N={n} <= {sparse_rdx.AUTO_EXACT_MAX_N} and it fits ({sizes})"
+        if unsupported:
+            if fits:
+                needs = f"{', '.join(unsupported)} needs the exact path"
+                return "exact", f"N={n} but {needs}, which fits ({sizes})"
+            raise ValueError(
+                f"RDX on N={n} images: the exact path does not fit ({sizes}) and the sparse path does not "
+                f"support {', '.join(unsupported)}; raise memory_budget_gb, use fewer images, or use the "
+                "paper's default variant"
+            )
+        why = "does not fit" if not fits else f"is slow above N={sparse_rdx.AUTO_EXACT_MAX_N}"
+        return "sparse", f"N={n}: the exact path {why} ({sizes})"
 
     @property
     def n_clusters(self) -> int:
@@ -464,9 +582,17 @@ class RDX:
         self._validate_params()
         X_A, X_B = check_representations(X_A, X_B, min_samples=self.n_clusters + 1)
         n = X_A.shape[0]
+        self.path_, self._path_reason = self.choose_path(n, max(X_A.shape[1], X_B.shape[1]))
+        log.info("RDX on N=%d: %s path (%s)", n, self.path_, self._path_reason)
         self.gamma_ = resolve_gamma(self.gamma, self.gamma_scale, n)
         self._features = {"A": X_A, "B": X_B}
         self.guide_labels_ = self._guide_labels(X_A, X_B, y)
+        self._union: dict[str, sparse_rdx.UnionRanks] = {}
+        self._cells: dict[str, np.ndarray] = {}
+        self._sparse_affinity: dict[str, sparse_rdx.SparseAffinity] = {}
+        self._spectral_info: dict[str, Any] = {}
+        self.timings_: dict[str, float] = {}
+        started = time.perf_counter()
 
         if self.align:
             from rdx.methods.alignment import fit_linear_alignment
@@ -490,16 +616,20 @@ class RDX:
             }
             # D_01 is the negated difference of its own pair (X_A, f_BA(X_B)).
             self._differences = {
-                d: (self._difference_of(*pair), 1.0 if d == "10" else -1.0) for d, pair in pairs.items()
+                d: (self._difference_of(*pair, direction=d), 1.0 if d == "10" else -1.0)
+                for d, pair in pairs.items()
             }
         else:
-            difference = self._difference_of(X_A, X_B)
+            difference = self._difference_of(X_A, X_B, direction="both")
             self._differences = {"10": (difference, 1.0), "01": (difference, -1.0)}
+        self.timings_["difference"] = time.perf_counter() - started
 
         concepts: dict[str, list[Concept]] = {"A": [], "B": []}
         null: dict[str, Concept | None] = {"A": None, "B": None}
         self.labels_, self.cluster_affinity_ = {}, {}
-        no_difference = not any(np.any(matrix) for matrix, _ in self._differences.values())
+        no_difference = not any(
+            np.any(matrix.data if sp.issparse(matrix) else matrix) for matrix, _ in self._differences.values()
+        )
         if no_difference:
             # Identical neighbourhoods: every affinity is 1 and any clustering would be arbitrary.
             log.warning("RDX: the two representations have identical neighbourhoods; no difference found")
@@ -507,8 +637,11 @@ class RDX:
             return self
 
         for direction, side in DIRECTION_TO_SIDE.items():
+            started = time.perf_counter()
             labels, means = self._cluster(direction)
             self.labels_[direction], self.cluster_affinity_[direction] = labels, means
+            self.timings_[f"clustering_{direction}"] = time.perf_counter() - started
+            started = time.perf_counter()
             block = self.affinity_block(direction)
             has_null = self.clustering != "spectral" or self.null_cluster
             for label in range(len(means)):
@@ -528,6 +661,7 @@ class RDX:
                     null[side] = concept
                 else:
                     concepts[side].append(concept)
+            self.timings_[f"grids_{direction}"] = time.perf_counter() - started
         self.explanation_ = Explanation(self.name, concepts, null, info=self._info(n, False))
         return self
 
@@ -548,8 +682,41 @@ class RDX:
             for side, X in (("A", X_A), ("B", X_B))
         }
 
-    def _difference_of(self, X_A: np.ndarray, X_B: np.ndarray) -> np.ndarray:
-        """D_10 for one pair of representations: similarities, guidance, then the difference."""
+    def _difference_of(self, X_A: np.ndarray, X_B: np.ndarray, direction: str) -> np.ndarray | sp.csr_matrix:
+        """D_10 for one pair of representations: similarities, guidance, then the difference.
+
+        On the sparse path, the (N, N) CSR difference on the union of the two top-K graphs; its ranks
+        are kept for ``direction`` ("10", "01" or "both": the grids' neighbour lists).
+        """
+        if self.path_ == "sparse":
+            n_cells = self.background_cells or sparse_rdx.default_cells(X_A.shape[0])
+            cells = sparse_rdx.joint_cells(
+                X_A, X_B, n_cells, random_state=self.random_state, device=self.device
+            )
+            union = sparse_rdx.union_neighbour_ranks(
+                X_A,
+                X_B,
+                n_neighbors=self.n_neighbors,
+                rank_estimate=self.rank_estimate,
+                far_field=sparse_rdx.FarField(cells, self.gamma_, self.beta),
+                dtype=self.dtype,
+                device=self.device,
+                random_state=self.random_state,
+            )
+            components, _ = sparse_rdx.union_graph_components(union)
+            union.info["union_components"] = int(components)
+            if components > 1:
+                log.warning(
+                    "RDX sparse path: the union of the two %d-neighbour graphs has %d connected components; "
+                    "images in different components are linked only through the far-field model (mean "
+                    "affinities between cells), so clusters tend to follow the components. Raise "
+                    "n_neighbors to connect them.",
+                    union.n_neighbors,
+                    components,
+                )
+            for d in ("10", "01") if direction == "both" else (direction,):
+                self._union[d], self._cells[d] = union, cells
+            return sparse_rdx.sparse_locally_biased_difference(union, self.gamma_)
         S_A, S_B = similarity_matrices(
             X_A,
             X_B,
@@ -569,6 +736,16 @@ class RDX:
         return standard_difference(S_A, S_B, normalize=self.normalize_difference, dtype=self.dtype)
 
     def _cluster(self, direction: str) -> tuple[np.ndarray, np.ndarray]:
+        if self.path_ == "sparse":
+            affinity = self.affinity_block(direction)
+            raw, self._spectral_info[direction] = sparse_rdx.sparse_spectral_labels(
+                affinity,
+                self.n_clusters,
+                self.random_state,
+                eigensolver=self.eigensolver,
+                device=self.device,
+            )
+            return order_clusters(affinity, raw)
         buffer = self.affinity_matrix(direction)  # a fresh N x N array, consumed by the clustering
         if self.clustering == "spectral":
             raw = spectral_labels(buffer, self.n_clusters, self.random_state, in_place=True)
@@ -583,14 +760,26 @@ class RDX:
 
     # -- the N x N matrices, on request ------------------------------------------------------------
 
+    def difference_graph(self, direction: str) -> sp.csr_matrix:
+        """Sparse path: D for a direction on the union pairs, (N, N) CSR (far pairs are not stored)."""
+        matrix, sign = self._differences[direction]
+        if not sp.issparse(matrix):
+            raise ValueError("difference_graph is the sparse path's; this fit took the exact path")
+        return (matrix * sign).tocsr()
+
     def difference_matrix(self, direction: str) -> np.ndarray:
         """D for a direction ("10" or "01"), (N, N). Unaligned, D_01 = -D_10."""
         matrix, sign = self._differences[direction]
+        if sp.issparse(matrix):
+            return self.difference_graph(direction).toarray()
         return matrix * sign if sign != 1.0 else matrix.copy()
 
     def affinity_matrix(self, direction: str) -> np.ndarray:
         """Aff = exp(-beta D) for a direction, (N, N), unsymmetrised. Unaligned, Aff_01 = 1 / Aff_10."""
         matrix, sign = self._differences[direction]
+        if sp.issparse(matrix):
+            everyone = np.arange(matrix.shape[0])
+            return self.affinity_block(direction)(everyone, everyone)
         largest = float(np.abs(matrix).max()) * self.beta
         if largest > MAX_EXPONENT:
             # Past ~e^80 the affinity overflows float32, and no eigensolver converges on such a matrix.
@@ -602,8 +791,29 @@ class RDX:
         return _blockwise((matrix,), lambda d: torch.exp(exponent * d), matrix.dtype, DEFAULT_BLOCK_BYTES)
 
     def affinity_block(self, direction: str) -> AffinityBlock:
-        """Accessor (rows, cols) -> Aff[rows][:, cols] without forming the N x N affinity."""
+        """Accessor (rows, cols) -> Aff[rows][:, cols] without forming the N x N affinity.
+
+        On the sparse path a ``sparse_rdx.SparseAffinity`` (also a ``grids.ScalableAffinity``).
+        """
         matrix, sign = self._differences[direction]
+        if sp.issparse(matrix):
+            if direction in self._sparse_affinity:
+                return self._sparse_affinity[direction]
+            side = DIRECTION_TO_SIDE[direction]
+            union, cells = self._union[direction], self._cells[direction]
+            # unaligned, D_01 = -D_10 on the same pairs; aligned, each direction has its own D_10 and
+            # takes the background of its sign
+            background = union.background["10" if sign > 0 else "01"]
+            self._sparse_affinity[direction] = sparse_rdx.SparseAffinity(
+                matrix,
+                self.beta,
+                sign,
+                cells=cells,
+                background=background,
+                neighbours=union.neighbours_B if side == "B" else union.neighbours_A,
+                features=self._features[side],
+            )
+            return self._sparse_affinity[direction]
 
         def block(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
             return np.exp(-self.beta * sign * matrix[np.ix_(rows, cols)].astype(np.float64))
@@ -630,7 +840,11 @@ class RDX:
             "reference_compat": self.reference_compat,
             "random_state": self.random_state,
             "no_difference": no_difference,
+            "path": self.path_,
+            "path_reason": self._path_reason,
         }
+        if self.path_ == "sparse":
+            info["sparse"] = self._sparse_info()
         if self.align:
             info["alignment"] = {
                 direction: {
@@ -644,3 +858,11 @@ class RDX:
                 for direction, result in self.alignment_.items()
             }
         return info
+
+    def _sparse_info(self) -> dict[str, Any]:
+        """The sparse path's record: the union graph per difference and the eigensolver per direction."""
+        graphs = {}
+        for direction, union in self._union.items():
+            key = "both" if self._union.get("10") is self._union.get("01") else direction
+            graphs.setdefault(key, dict(union.info))
+        return {"graphs": graphs, "spectral": dict(self._spectral_info)}
