@@ -49,6 +49,7 @@ import torch
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import LinearOperator, eigsh, lobpcg
 from sklearn.cluster import k_means
+from tqdm.auto import tqdm
 
 from rdx.methods.neighbourhoods import (
     _centred,
@@ -69,6 +70,7 @@ MAX_CELLS = 1024  # most cells of the far-field model (it holds N x cells number
 IMAGES_PER_CELL = 4  # the default number of cells, below MAX_CELLS
 FAR_FIELD_PRIOR = 0.5  # pseudo-samples pulling a row's cell mean towards its cell pair's mean
 PROJECTED_DIMENSIONS = 32  # per model, for the cells' k-means
+PROGRESS_MIN_N = 20000  # above this the neighbour pass shows a progress bar (in a terminal)
 FALLBACK_ANCHORS = 1024  # grid candidates of a large cluster when no member's top-K has enough mates
 
 
@@ -419,7 +421,16 @@ def union_neighbour_ranks(
     # per row: both models' keys and top-K temporaries over N columns, exact counting's bucket
     # indices, and the row samples' and far field's temporaries over the sampled columns
     row_bytes = n * (4 * item + (16 if count_exactly else 0)) + 6 * 8 * len(sample)
+    # a progress bar for the long pass (minutes on a CPU from N ~ 50,000), in interactive terminals only
+    bar = tqdm(
+        total=n,
+        desc="RDX sparse path: neighbours",
+        unit="image",
+        leave=False,
+        disable=None if n > PROGRESS_MIN_N else True,
+    )
     for rows in row_blocks(n, 1, row_bytes, block_bytes):
+        bar.update(rows.stop - rows.start)
         keys = [_neighbour_keys(f, norms, rows) for f, norms in features]
         top = [_top_neighbours(key, k + 1)[:, 1:] for key in keys]  # drop self (always first)
         for model in range(2):
@@ -448,6 +459,7 @@ def union_neighbour_ranks(
             tuple(t[keep].cpu().numpy() for t in (row_index, union, ranks[0], ranks[1], exact[0], exact[1]))
         )
         del keys
+    bar.close()
     rows_all, cols, rank_A, rank_B, exact_A, exact_B = (np.concatenate(p) for p in zip(*pieces, strict=True))
     info: dict[str, Any] = {
         "n_neighbors": k,
