@@ -318,6 +318,7 @@ def test_bad_sparse_parameters_get_clear_errors():
         ({"background_cells": 0}, "background_cells"),
         ({"memory_budget_gb": -1.0}, "memory_budget_gb"),
         ({"rank_estimate": "guess"}, "unknown rank_estimate"),
+        ({"rank_sample_size": 0}, "rank_sample_size"),
         ({"eigensolver": "magic"}, "unknown eigensolver"),
     ):
         with pytest.raises(ValueError, match=message):
@@ -346,6 +347,13 @@ def test_sparse_path_is_deterministic_and_records_itself():
     graph = info["sparse"]["graphs"]["both"]
     assert graph["union_pairs"] > 0 and graph["background_cells"] >= 1
     assert set(info["sparse"]["spectral"]) == {"10", "01"}
+
+
+def test_rank_sample_size_reaches_the_neighbour_pass():
+    X_A, X_B, _ = planted(seed=13, per_cluster=50)  # N = 200
+    model = RDX(path="sparse", n_concepts=2, n_neighbors=10, rank_sample_size=64, device="cpu").fit(X_A, X_B)
+    graph = model.explanation_.info["sparse"]["graphs"]["both"]
+    assert graph["rank_sample_size"] == 64 and graph["estimated_rank_fraction"]["A"] > 0
 
 
 @pytest.mark.parametrize("seed", [0, 2])

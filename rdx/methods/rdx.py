@@ -389,6 +389,8 @@ class RDX:
         memory_budget_gb: memory the auto choice may plan for; None: what the machine has available now.
         rank_estimate: sparse path: "sampled" (estimate ranks beyond a model's top-K from a sample of
             each row's distances) or "exact" (count them over the row; O(N log K) more per row).
+        rank_sample_size: sparse path: sampled columns per row for the rank estimate and the far field
+            (every column when N is at most this); fewer is faster and coarser.
         eigensolver: sparse path: "lanczos" (ARPACK on the implicit operator) or "lobpcg".
         background_cells: sparse path: cells of the far-field model (a pair outside the neighbour graphs
             gets its row's mean affinity to the other image's cell, estimated from sampled pairs); None:
@@ -442,6 +444,7 @@ class RDX:
         n_neighbors: int = sparse_rdx.DEFAULT_NEIGHBOURS,
         memory_budget_gb: float | None = None,
         rank_estimate: str = "sampled",
+        rank_sample_size: int = sparse_rdx.RANK_SAMPLE_SIZE,
         eigensolver: str = "lanczos",
         background_cells: int | None = None,
     ) -> None:
@@ -471,6 +474,7 @@ class RDX:
         self.n_neighbors = n_neighbors
         self.memory_budget_gb = memory_budget_gb
         self.rank_estimate = rank_estimate
+        self.rank_sample_size = rank_sample_size
         self.eigensolver = eigensolver
         self.background_cells = background_cells
 
@@ -495,7 +499,7 @@ class RDX:
             raise ValueError(f"n_concepts must be a positive integer, got {self.n_concepts!r}")
         if self.grid_size < 1 or self.cluster_size < 1:
             raise ValueError("grid_size and cluster_size must be positive")
-        for name in ("n_neighbors", "background_cells"):
+        for name in ("n_neighbors", "background_cells", "rank_sample_size"):
             value = getattr(self, name)
             if name == "background_cells" and value is None:
                 continue
@@ -698,6 +702,7 @@ class RDX:
                 X_B,
                 n_neighbors=self.n_neighbors,
                 rank_estimate=self.rank_estimate,
+                sample_size=self.rank_sample_size,
                 far_field=sparse_rdx.FarField(cells, self.gamma_, self.beta),
                 dtype=self.dtype,
                 device=self.device,
