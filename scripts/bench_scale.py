@@ -27,7 +27,7 @@ Data:
 Usage (from the repository root)::
 
     .venv/bin/python scripts/bench_scale.py                          # the full benchmark (~1 hour)
-    .venv/bin/python scripts/bench_scale.py --data synthetic --sizes 5000 --dims 64 --out /tmp/b.json
+    .venv/bin/python scripts/bench_scale.py --data planted --sizes 5000 --dims 64 --out outputs/bench/one.json
 
 Each case also reports the sparse path's rank estimate against exact counts (``--rank-check``, on by
 default up to N = 20,000): the share of union pairs whose rank in one model is estimated, the median
@@ -353,6 +353,9 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         print(line, flush=True)
     print(f"torch {torch.__version__}, device {args.device}, GPU: {info.get('gpu', 'none')}", flush=True)
     out = Path(args.out)
+    settings = {
+        key: portable_path(value) if key in PATH_SETTINGS else value for key, value in vars(args).items()
+    }
     rows: list[dict[str, Any]] = []
     if args.resume and out.exists():
         rows = json.loads(out.read_text())["rows"]
@@ -375,19 +378,37 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 row["agreement"] = agreement(workdir, row["exact"], row["sparse"])
                 print(f"  agreement: {row['agreement']}", flush=True)
             rows.append(row)
-        report = {"machine": info, "settings": vars(args), "rows": rows, "markdown": markdown_table(rows)}
-        report["rank_markdown"] = rank_table(rows)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2))
-    report = {"machine": info, "settings": vars(args), "rows": rows, "markdown": markdown_table(rows)}
-    report["rank_markdown"] = rank_table(rows)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+        report = write_report(out, info, settings, rows)  # after every case: a killed run keeps its rows
+    report = write_report(out, info, settings, rows)
     print()
     print(report["markdown"])
     print()
     print(report["rank_markdown"])
     print(f"written: {out}", flush=True)
+    return report
+
+
+PATH_SETTINGS = ("out", "mnist_cache", "checkpoints")
+
+
+def portable_path(path: str) -> str:
+    """A path as the report records it: relative to the repository when inside it, else only its file
+    name (so a report names no folder of the machine it ran on)."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(REPO))
+    except ValueError:
+        return resolved.name
+
+
+def write_report(
+    out: Path, info: dict[str, Any], settings: dict[str, Any], rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Write the JSON report (machine, settings, rows and both markdown tables) and return it."""
+    report = {"machine": info, "settings": settings, "rows": rows, "markdown": markdown_table(rows)}
+    report["rank_markdown"] = rank_table(rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
     return report
 
 

@@ -38,6 +38,7 @@ def test_bench_scale_runs_both_paths_and_scores_their_agreement(tmp_path):
     )
     assert row["sparse"]["rank_check"]["union_pairs"] > 0  # the rank check ran (N <= 20,000)
     assert "| planted | 600 | 8 |" in report["markdown"]
+    assert report["settings"]["out"] == "scale.json"  # outside the repository: the file name only
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
