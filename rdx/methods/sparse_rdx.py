@@ -377,7 +377,7 @@ def union_neighbour_ranks(
     block_bytes: int = SPARSE_BLOCK_BYTES,
 ) -> UnionRanks:
     """Top-K neighbours of both models, both ranks of every pair in the union of their graphs, and
-    (with ``far_field``) the far-field model's cell-pair mean affinities.
+    (with ``far_field``) the far-field model: each row's mean affinity to each cell.
 
     Distances are computed in row blocks (b x N per model at a time, on ``device``) and dropped after
     each block: memory is O(N K + b N + b * sample_size), never N x N.
