@@ -22,20 +22,21 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+from rdx.hashing import array_digest, canonical_json, file_digest, json_digest
 
 __all__ = [
     "FeatureCache",
@@ -52,52 +53,12 @@ _KEY = re.compile(r"[0-9a-f]{64}")
 _SHARD = re.compile(r"[0-9a-f]{2}")
 _ENTRY_FILE = re.compile(r"(?P<key>[0-9a-f]{64})\.(?P<kind>npy|json|lock)")
 _TEMP_FILE = re.compile(r"\.(?P<key>[0-9a-f]{64})\.(?:npy|json)\.tmp-\d+-[0-9a-f]+")
-_CHUNK_BYTES = 1 << 20
 _SECONDS_PER_DAY = 86400.0
-
-# (resolved path, device, inode, size, mtime_ns) → SHA-256 hex; see file_digest.
-_file_digests: dict[tuple[str, int, int, int, int], str] = {}
 
 
 def default_cache_root() -> Path:
     """``$RDX_ROOT/outputs/cache``, or ``./outputs/cache`` without RDX_ROOT (as conf/paths/default.yaml)."""
     return Path(os.environ.get("RDX_ROOT", ".")) / "outputs" / "cache"
-
-
-def _canonical(value: Any, where: str) -> Any:
-    """``value`` as plain JSON types; TypeError (naming the offending part) for anything else."""
-    if isinstance(value, np.ndarray):
-        raise TypeError(f"cache key part {where!r} is a numpy array; pass array_digest(array) instead")
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        raise TypeError(f"cache key part {where!r} is bytes; pass its hashlib.sha256(...).hexdigest()")
-    if isinstance(value, np.generic):  # a numpy scalar is a value: np.int64(3) keys like 3
-        value = value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, Mapping):
-        canonical = {}
-        for name, item in value.items():
-            if not isinstance(name, str):
-                raise TypeError(f"cache key part {where!r} has a non-string key {name!r}")
-            canonical[name] = _canonical(item, f"{where}.{name}")
-        return canonical
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [_canonical(item, f"{where}[{index}]") for index, item in enumerate(value)]
-    hint = "; pass file_digest(path) to key on a file's content" if isinstance(value, os.PathLike) else ""
-    raise TypeError(
-        f"cache key part {where!r} has type {type(value).__name__}; "
-        f"only JSON values (str, int, float, bool, None, lists, str-keyed mappings) are allowed{hint}"
-    )
-
-
-def canonical_json(parts: Mapping[str, Any]) -> str:
-    """The canonical JSON text of ``parts``: sorted keys, compact separators, numpy scalars as Python."""
-    canonical = {}
-    for name, value in parts.items():
-        if not isinstance(name, str):
-            raise TypeError(f"cache key part names must be strings, got {name!r}")
-        canonical[name] = _canonical(value, name)
-    return json.dumps(canonical, sort_keys=True, separators=(",", ":"))
 
 
 def cache_key(parts: Mapping[str, Any]) -> str:
@@ -107,43 +68,7 @@ def cache_key(parts: Mapping[str, Any]) -> str:
     of mapping keys does not matter. Arrays, bytes and paths raise TypeError: hash them first with
     :func:`array_digest` / :func:`file_digest`.
     """
-    return hashlib.sha256(canonical_json(parts).encode("utf-8")).hexdigest()
-
-
-def array_digest(array: np.ndarray) -> str:
-    """SHA-256 hex of an array's dtype (with byte order), shape and C-order bytes.
-
-    Equal values with another dtype or shape give another digest. Object and structured arrays raise
-    TypeError.
-    """
-    array = np.asarray(array)
-    if array.dtype.hasobject or array.dtype.names is not None:
-        raise TypeError(f"array_digest needs a plain numeric/bool array, got dtype {array.dtype}")
-    digest = hashlib.sha256(f"{array.dtype.str}|{array.shape}|".encode())
-    digest.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8))  # no copy when contiguous
-    return digest.hexdigest()
-
-
-def file_digest(path: str | os.PathLike[str]) -> str:
-    """SHA-256 hex of a file's content, read in 1 MiB chunks.
-
-    Memoised for the life of the process by (resolved path, device, inode, size, mtime_ns), so the same
-    checkpoint is hashed once; a file rewritten or replaced in place is hashed again.
-    """
-    resolved = Path(path).resolve()
-    before = resolved.stat()
-    memo_key = (str(resolved), before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns)
-    if memo_key in _file_digests:
-        return _file_digests[memo_key]
-    digest = hashlib.sha256()
-    with open(resolved, "rb") as handle:
-        while chunk := handle.read(_CHUNK_BYTES):
-            digest.update(chunk)
-    after = resolved.stat()
-    hexdigest = digest.hexdigest()
-    if (after.st_ino, after.st_size, after.st_mtime_ns) == memo_key[2:]:  # unchanged while hashing
-        _file_digests[memo_key] = hexdigest
-    return hexdigest
+    return json_digest(parts)
 
 
 def _check_key(key: str) -> str:

@@ -17,9 +17,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from rdx.cache import FeatureCache, array_digest, cache_key, file_digest
+from rdx.cache import FeatureCache, cache_key
 from rdx.data.imageset import ImageSet, ModelInputs
 from rdx.data.mnist import MNIST_MEAN, MNIST_STD, flip_images, images_to_tensor, load_mnist, select_per_class
+from rdx.devices import resolve_device
+from rdx.hashing import array_digest, file_digest
 from rdx.methods import Explanation, build_method
 from rdx.metrics import explanation_scores
 from rdx.metrics.planted import check_pairs, pair_separability, recovery_scores
@@ -44,12 +46,6 @@ class LoadedModel:
     kind: str
     info: dict[str, Any]
     loaded: LoadedNetwork | None = None
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 DATASET_KINDS = ("mnist", "fashion_mnist", "image_folder", "inat", "precomputed")

@@ -6,7 +6,6 @@ imports the heavy parts, so a rerun sweep costs seconds per job.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from rdx.hashing import json_digest
 from rdx.sinks.files import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -29,15 +29,13 @@ def run_key(cfg: DictConfig) -> str:
 
     def strip(node: Any) -> Any:
         if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k not in _RUN_KEY_IGNORED_NAMES}
+            return {str(k): strip(v) for k, v in node.items() if k not in _RUN_KEY_IGNORED_NAMES}
         if isinstance(node, list):
             return [strip(v) for v in node]
         return node
 
     container = OmegaConf.to_container(cfg, resolve=True)
-    relevant = {k: strip(v) for k, v in container.items() if k not in _RUN_KEY_IGNORED_TOP}
-    canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return json_digest({k: strip(v) for k, v in container.items() if k not in _RUN_KEY_IGNORED_TOP})
 
 
 def _complete_results(path: Path, key: str) -> dict[str, Any] | None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
 import json
 import os
 import platform
@@ -292,17 +291,14 @@ def current_rss_kb() -> int:
     return rss if rss is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def file_digest(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
-
-
 def run_worker(args: argparse.Namespace) -> None:
     workdir = Path(args.workdir)
     result: dict[str, Any] = {"impl": args.worker, "n": args.n, "d": args.d, "pid": os.getpid()}
     if args.worker == "a":
         import rdx.methods.rdx as project
+        from rdx.hashing import file_digest
 
-        result["project_file_sha256"] = file_digest(project.__file__)
+        result["project_file_sha256"] = file_digest(project.__file__)[:12]
     else:
         import scipy.spatial.distance  # noqa: F401  (imports before the baseline, like (a)'s)
         import sklearn.cluster  # noqa: F401

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from rdx.cache import array_digest
+from rdx.hashing import array_digest, file_digest
 
 
 @dataclass
@@ -65,8 +65,7 @@ class ImageSet:
             return array_digest(self.images)
         hasher = hashlib.sha256()
         for path in self.paths:
-            with open(path, "rb") as handle:
-                hasher.update(hashlib.sha256(handle.read()).digest())
+            hasher.update(bytes.fromhex(file_digest(path)))
         return hasher.hexdigest()
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from rdx.devices import resolve_device
+
 logger = logging.getLogger(__name__)
 
 KEEP_CHOICES = ("best", "last")
@@ -184,12 +186,6 @@ class AlignmentResult:
         return X @ self.weight.T + self.bias
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def fit_linear_alignment(
     X_source: np.ndarray,
     X_target: np.ndarray,
@@ -249,7 +245,7 @@ def fit_linear_alignment(
         )
     train_indices, heldout_indices = split_indices(X_source.shape[0], train_fraction, random_state)
 
-    device = _resolve_device(device)
+    device = resolve_device(device)
     # float32: with centred features CKA agrees with float64 to ~1e-6, at about half the cost.
     dtype = torch.float32
 

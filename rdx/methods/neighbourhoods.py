@@ -11,17 +11,12 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from rdx.devices import resolve_device
+
 # Rows per block are chosen so one block's temporaries (distances, sort keys, int64 sort indices) stay
 # under this many bytes.
 DEFAULT_BLOCK_BYTES = 256 * 1024**2
 SIMILARITIES = ("neighborhood", "max_normalized_distance", "zp_local_scaling")
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """ "auto"/None: CUDA when available, else CPU."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def torch_dtype(dtype: str | np.dtype | type) -> torch.dtype:

@@ -23,7 +23,6 @@ OmegaConf config pass ``OmegaConf.to_container(cfg, resolve=True)``.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import os
@@ -33,7 +32,6 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +46,7 @@ from torch import nn
 
 from rdx.data.fashion_mnist import load_fashion_mnist
 from rdx.data.mnist import MNISTDataModule, images_to_tensor, load_mnist
+from rdx.hashing import file_digest, json_digest
 from rdx.models.convnet import ConvNetClassifier, ImageClassifier
 from rdx.training.checkpoints import save_checkpoint, write_index
 
@@ -158,15 +157,6 @@ def _check_dataset_and_network(cfg: Mapping[str, Any]) -> None:
         )
 
 
-@lru_cache(maxsize=32)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def file_sha256(path: str | Path) -> str:
     """sha256 (hex) of a file's contents; cached per (path, size, modification time).
 
@@ -179,8 +169,7 @@ def file_sha256(path: str | Path) -> str:
             f"network.weights_file {resolved} does not exist; point at the pretrained weights with "
             "training.network.weights_file=/path/to/file.pth (or null for a random init)"
         )
-    stat = resolved.stat()
-    return _file_sha256(str(resolved), stat.st_size, stat.st_mtime_ns)
+    return file_digest(resolved)
 
 
 def training_config_key(cfg: Mapping[str, Any]) -> str:
@@ -207,8 +196,7 @@ def training_config_key(cfg: Mapping[str, Any]) -> str:
         network.pop("channels", None)
     if network.get("weights_file") is not None:
         network["weights_file"] = {"sha256": file_sha256(network["weights_file"])}
-    canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return json_digest(relevant)
 
 
 def evaluate_classifier(

@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from rdx.devices import resolve_device
 from rdx.methods.baselines.base import PerModelBaseline, check_n_concepts, concepts_from_activations
 from rdx.methods.explanation import SIDES, Concept, Explanation
-from rdx.methods.neighbourhoods import resolve_device
 from rdx.methods.rdx import check_representations
 
 __all__ = [
