@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from rdx.hashing import json_digest
+from rdx.record import RESULTS_FILE, RecordError, RunResult, load_run
 from rdx.sinks.files import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -38,20 +39,18 @@ def run_key(cfg: DictConfig) -> str:
     return json_digest({k: strip(v) for k, v in container.items() if k not in _RUN_KEY_IGNORED_TOP})
 
 
-def _complete_results(path: Path, key: str) -> dict[str, Any] | None:
-    """The results in ``path`` when they are a finished run with this run key, else None."""
+def _complete_record(path: Path, key: str) -> RunResult | None:
+    """The record in ``path`` when it is a finished run with this run key, else None."""
     try:
-        results = json.loads(path.read_text())
-    except (OSError, ValueError):
+        record = load_run(path)
+    except RecordError:
         return None
-    if results.get("run_key") == key and results.get("complete") is True:
-        return results
-    return None
+    return record if record.run_key == key and record.complete else None
 
 
-def find_completed_run(key: str, output_dir: Path, index_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+def find_completed_run(key: str, output_dir: Path, index_dir: Path) -> RunResult | None:
     """A finished run of the same config: in ``output_dir`` itself, or wherever the index says."""
-    candidates = [output_dir / "results.json"]
+    candidates = [output_dir / RESULTS_FILE]
     entry = index_dir / f"{key}.json"
     if entry.is_file():
         try:
@@ -59,30 +58,31 @@ def find_completed_run(key: str, output_dir: Path, index_dir: Path) -> tuple[Pat
         except (OSError, ValueError, KeyError):
             log.warning("ignoring unreadable run index entry %s", entry)
     for path in candidates:
-        results = _complete_results(path, key)
-        if results is not None:
-            return path, results
+        record = _complete_record(path, key)
+        if record is not None:
+            return record
     return None
 
 
 def resume_finished_run(
     cfg: DictConfig, output_dir: Path, job: dict[str, Any] | None = None
-) -> dict[str, Any] | None:
-    """The results of a finished run of this config (marked ``skipped``), or None when there is none.
+) -> RunResult | None:
+    """The record of a finished run of this config (marked ``skipped``), or None when there is none.
 
-    When they lie in another folder they are copied into ``output_dir/results.json`` with
-    ``reused_from`` (and this job's ``job`` info), so a sweep folder always holds every job's results.
+    When it lies in another folder it is copied into ``output_dir/results.json`` with ``reused_from``
+    (and this job's ``job`` info), so a sweep folder always holds every job's results; its members file
+    and figures stay where they are (the record resolves them against ``reused_from``).
     """
     output_dir = Path(output_dir)
-    found = find_completed_run(run_key(cfg), output_dir, Path(cfg.paths.runs_index))
-    if found is None:
+    record = find_completed_run(run_key(cfg), output_dir, Path(cfg.paths.runs_index))
+    if record is None:
         return None
-    path, results = found
-    log.info("skipped: finished results of this config exist in %s (resume=false reruns)", path)
-    if path.resolve() != (output_dir / "results.json").resolve():
-        results = {**results, "reused_from": str(path.parent)}
+    log.info("skipped: finished results of this config exist in %s (resume=false reruns)", record.run_dir)
+    if record.run_dir.resolve() != output_dir.resolve():
+        record.reused_from = record.reused_from or str(record.run_dir)
         if job is not None:
-            results["job"] = job
-        write_json_atomic(output_dir / "results.json", results)
-    results["skipped"] = True
-    return results
+            record.job = job
+        write_json_atomic(output_dir / RESULTS_FILE, record.to_json())
+        record.run_dir = output_dir
+    record.skipped = True
+    return record

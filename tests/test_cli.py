@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from rdx.cli import CONFIG_DIR
 from rdx.compare import run_compare
 from rdx.models.registry import ModelSourceError
-from rdx.training.checkpoints import read_index
+from rdx.models.checkpoints import read_index
 from rdx.training.train import ensure_trained
 from tests.conftest import TINY_TRAINING, compose_config, tiny_compare_overrides
 

@@ -29,7 +29,7 @@ from rdx.models.registry import (
     default_layer_for,
     load_network,
 )
-from rdx.training.checkpoints import save_checkpoint
+from rdx.models.checkpoints import save_checkpoint
 
 TOKEN_POOLINGS = ("cls", "mean_tokens", "flatten")
 

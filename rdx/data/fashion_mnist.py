@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from rdx.data.imageset import ImageSet
 from rdx.data.mnist import SPLITS, download_split, first_working_source, load_idx_split
 
 logger = logging.getLogger(__name__)
@@ -97,3 +100,14 @@ def load_fashion_mnist(
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     local_root = Path(root) if root is not None else default_root()
     return _load_cached(split, str(local_root.expanduser().resolve()), bool(download))
+
+
+def fashion_mnist_image_set(spec: Mapping[str, Any]) -> ImageSet:
+    """The dataset registry's ``fashion_mnist`` loader: ``n_per_class`` images of each of ``classes``."""
+    from rdx.data.mnist import select_per_class
+
+    images, labels = load_fashion_mnist(spec["split"], spec.get("root"), spec.get("download", False))
+    classes = [int(c) for c in spec["classes"]]
+    indices = select_per_class(labels, classes, spec["n_per_class"], spec["seed"])
+    names = {c: FASHION_MNIST_CLASSES[c] for c in classes}
+    return ImageSet(images[indices], labels[indices], indices, names)

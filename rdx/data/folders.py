@@ -16,8 +16,9 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -314,4 +315,19 @@ def load_image_folder(
         source_indices=np.concatenate(source_indices).astype(np.int64),
         label_names={label: str(name) for label, name in enumerate(names)},
         paths=paths,
+    )
+
+
+def folder_image_set(spec: Mapping[str, Any]) -> ImageSet:
+    """The dataset registry's ``image_folder`` and ``inat`` loader (see :func:`load_image_folder`)."""
+    class_names = spec.get("class_names")
+    return load_image_folder(
+        spec["root"],
+        list(spec["classes"]),
+        spec["n_per_class"],
+        seed=spec["seed"],
+        class_names=list(class_names) if class_names is not None else None,
+        match="species" if spec["kind"] == "inat" else "exact",
+        thumbnail_size=spec["thumbnail_size"],
+        progress=spec.get("progress", True),
     )

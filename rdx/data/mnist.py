@@ -20,11 +20,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
+
+from rdx.data.imageset import ImageSet
 
 logger = logging.getLogger(__name__)
 
@@ -552,3 +555,28 @@ class MNISTDataModule(L.LightningDataModule):
         return DataLoader(
             self.val_dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers
         )
+
+
+def mnist_image_set(spec: Mapping[str, Any]) -> ImageSet:
+    """The dataset registry's ``mnist`` loader: ``n_per_class`` images of each of ``classes``.
+
+    With ``flip`` set, each class also gets ``n_per_class`` other images of it mirrored, labelled class +
+    ``flip_label_offset``: 2 * n_per_class images are drawn per class, alternate ones flipped.
+    """
+    images, labels = load_mnist(spec["split"], root=spec.get("root"), download=spec.get("download", False))
+    classes = list(spec["classes"])
+    flip = spec.get("flip")
+    if flip is None:
+        indices = select_per_class(labels, classes, spec["n_per_class"], spec["seed"])
+        return ImageSet(images[indices], labels[indices], indices)
+    offset = int(spec["flip_label_offset"])
+    if offset <= max(classes):
+        raise ValueError(
+            f"flip_label_offset={offset} would reuse a class label; use more than {max(classes)}"
+        )
+    drawn = select_per_class(labels, classes, 2 * spec["n_per_class"], spec["seed"])
+    kept, mirrored = drawn[0::2], drawn[1::2]  # blocks of 2n per class: n of each class in each half
+    selected = np.concatenate([images[kept], flip_images(images[mirrored], flip)])
+    selected_labels = np.concatenate([labels[kept], labels[mirrored] + offset]).astype(np.int64)
+    names = {int(c): str(c) for c in classes} | {int(c) + offset: f"{c}m" for c in classes}
+    return ImageSet(selected, selected_labels, np.concatenate([kept, mirrored]), names)

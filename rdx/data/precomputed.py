@@ -17,6 +17,7 @@ import os
 import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -327,4 +328,20 @@ def load_precomputed_dataset(
     logger.info("Precomputed rows from %s: %d rows of %d classes", labels_file, len(labels), len(wanted))
     return ImageSet(
         images=images, labels=labels, source_indices=source_indices, label_names=label_names, paths=paths
+    )
+
+
+def precomputed_image_set(spec: Mapping[str, Any]) -> ImageSet:
+    """The dataset registry's ``precomputed`` loader (see :func:`load_precomputed_dataset`)."""
+    classes = spec.get("classes")
+    return load_precomputed_dataset(
+        spec["labels_file"],
+        n_per_class=spec.get("n_per_class"),
+        seed=spec["seed"],
+        classes=list(classes) if classes is not None else None,
+        image_list=spec.get("image_list"),
+        image_root=spec.get("image_root"),
+        class_names=spec.get("class_names"),
+        thumbnail_size=spec["thumbnail_size"],
+        progress=spec.get("progress", True),
     )

@@ -10,7 +10,6 @@ import importlib
 from typing import Any
 
 from rdx.methods.explanation import Concept, Explanation
-from rdx.methods.rdx import RDX
 
 METHODS: dict[str, str] = {
     "rdx": "rdx.methods.rdx:RDX",
@@ -40,6 +39,13 @@ def build_method(name: str, **params: Any) -> Any:
         return cls(**params)
     except TypeError as error:
         raise ValueError(f"bad parameters for method {name!r}: {error}") from error
+
+
+def __getattr__(name: str) -> Any:
+    # RDX pulls in torch: loaded on first use, so light readers (the run record) stay light
+    if name == "RDX":
+        return method_class("rdx")
+    raise AttributeError(f"module 'rdx.methods' has no attribute {name!r}")
 
 
 __all__ = ["METHODS", "RDX", "Concept", "Explanation", "build_method", "method_class"]

@@ -352,7 +352,7 @@ def _finish(
 
 
 def _load_convnet(spec: Mapping[str, Any], config_key: str) -> LoadedNetwork:
-    from rdx.training.checkpoints import load_convnet_checkpoint
+    from rdx.models.checkpoints import load_convnet_checkpoint
 
     name = spec.get("name") or "convnet"
     if not spec.get("checkpoint"):

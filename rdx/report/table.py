@@ -7,7 +7,6 @@ The functions from ``find_runs`` to ``to_markdown`` are pure (they read files bu
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -18,21 +17,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rdx.record import RESULTS_FILE, MethodResult, RecordError, RunResult, load_run
 from rdx.sinks.files import atomic_file, save_figure
 from rdx.viz.boxplot import bsr_boxplot
 
 log = logging.getLogger(__name__)
 
-RESULTS_FILE = "results.json"
 MEAN_COLUMN = "mean"
 MISSING = "–"  # how a NaN cell (e.g. a side without concepts) reads in Markdown
-DISTANCES = ("silb", "mned", "lsed")
-SCORE_METRICS = ("bsr", "tsd", "eq")
-SCORE_SIDES = ("A", "B", "mean")
 
 
 class RunsError(ValueError):
     """The runs folder cannot be read into tables: missing, empty, or holding a malformed results.json."""
+
+
+@dataclass
+class Run:
+    """One comparison in a table: its record, where it was read from, and its column name."""
+
+    path: Path
+    modified: float
+    record: RunResult
+    column: str = ""
 
 
 @dataclass(frozen=True)
@@ -41,15 +47,15 @@ class TableSpec:
 
     title: str
     higher_is_better: bool
-    cell: Callable[[dict[str, Any]], float]
+    cell: Callable[[MethodResult], float]
 
 
-def _score(distance: str, metric: str, side: str) -> Callable[[dict[str, Any]], float]:
-    return lambda method: method["metrics"][distance][metric][side]
+def _score(distance: str, metric: str, side: str) -> Callable[[MethodResult], float]:
+    return lambda method: method.score(distance, metric, side)
 
 
-def _recovery_score(method: dict[str, Any]) -> float:
-    recovery = method.get("recovery")
+def _recovery_score(method: MethodResult) -> float:
+    recovery = method.recovery
     return float("nan") if not recovery or recovery.get("score") is None else recovery["score"]
 
 
@@ -87,105 +93,76 @@ def find_runs(folder: str | Path, exclude: str | Path | None = None) -> list[Pat
     return paths
 
 
-def _check_results(results: Any, path: Path) -> None:
-    """Raise a RunsError naming ``path`` when the keys the tables read are missing."""
-
-    def fail(problem: str) -> None:
-        raise RunsError(f"{path}: {problem} (not a results.json written by rdx-compare?)")
-
-    if not isinstance(results, dict):
-        fail("the file does not hold a JSON object")
-    for key in ("task_name", "main_method", "methods"):
-        if key not in results:
-            fail(f"missing key {key!r}")
-    if not isinstance(results["methods"], dict) or not results["methods"]:
-        fail("'methods' is empty or not an object")
-    if results["main_method"] not in results["methods"]:
-        fail(f"main_method {results['main_method']!r} is not one of the methods {list(results['methods'])}")
-    for label, method in results["methods"].items():
-        metrics = method.get("metrics") if isinstance(method, dict) else None
-        if not isinstance(metrics, dict):
-            fail(f"method {label!r} has no 'metrics'")
-        for distance in DISTANCES:
-            for metric in SCORE_METRICS:
-                scores = metrics.get(distance, {}).get(metric)
-                if not isinstance(scores, dict) or any(side not in scores for side in SCORE_SIDES):
-                    fail(f"method {label!r} lacks metrics.{distance}.{metric}.{{A,B,mean}}")
-            if not isinstance(metrics[distance].get("grids"), dict):
-                fail(f"method {label!r} lacks metrics.{distance}.grids")
-
-
-def load_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """Read each results.json into ``{"path": Path, "modified": mtime in s, "results": dict}``.
+def load_runs(paths: Sequence[str | Path]) -> list[Run]:
+    """Read each results.json through the run-record loader, and name each run's column.
 
     Raises:
-        RunsError: a file is not JSON or lacks the keys the tables need; the message names the file.
+        RunsError: a file is not JSON or not a run record; the message names the file.
     """
     runs = []
     for path in map(Path, paths):
         try:
-            results = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise RunsError(f"{path}: cannot read it as JSON ({error})") from error
-        _check_results(results, path)
-        runs.append({"path": path, "modified": path.stat().st_mtime, "results": results})
+            record = load_run(path)
+        except RecordError as error:
+            raise RunsError(f"{error} (not a results.json written by rdx-compare?)") from error
+        runs.append(Run(path, path.stat().st_mtime, record))
     assign_columns(runs)
     return runs
 
 
-def _job_overrides(results: dict[str, Any]) -> dict[str, str]:
-    """The job's command-line overrides (``results["job"]["overrides"]``, written by rdx-compare)."""
-    overrides = (results.get("job") or {}).get("overrides") or []
+def _job_overrides(record: RunResult) -> dict[str, str]:
+    """The job's command-line overrides (``job.overrides`` of the record, written by rdx-compare)."""
+    overrides = (record.job or {}).get("overrides") or []
     return dict(o.split("=", 1) for o in overrides if "=" in o)
 
 
-def assign_columns(runs: Sequence[dict[str, Any]]) -> None:
-    """Name each run's column (``run["column"]``): its task_name, or, when several runs share a
+def assign_columns(runs: Sequence[Run]) -> None:
+    """Name each run's column (``run.column``): its task_name, or, when several runs share a
     task_name but were started with different overrides (the jobs of a sweep), the task_name followed
     by the overrides that differ between them, e.g. ``mnist_835[beta=2.0 gamma=0.05]`` (keys shortened
     to their last part). Runs with the same task_name and overrides share a column (newest wins)."""
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[Run]] = {}
     for run in runs:
-        groups.setdefault(run["results"]["task_name"], []).append(run)
+        groups.setdefault(run.record.task_name, []).append(run)
     for task, group in groups.items():
-        overrides = [_job_overrides(run["results"]) for run in group]
+        overrides = [_job_overrides(run.record) for run in group]
         keys = sorted({key for override in overrides for key in override})
         varying = [key for key in keys if len({override.get(key) for override in overrides}) > 1]
         for run, override in zip(group, overrides, strict=True):
             if not varying:
-                run["column"] = task
+                run.column = task
                 continue
             shown = " ".join(f"{key.rsplit('.', 1)[-1]}={override.get(key)}" for key in varying)
-            run["column"] = f"{task}[{shown}]"
+            run.column = f"{task}[{shown}]"
 
 
-def newest_per_task(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def newest_per_task(runs: Sequence[Run]) -> list[Run]:
     """Keep one run per column (``assign_columns``): the newest by results.json modification time (a
     warning names both).
 
     The kept runs stay in their input order.
     """
-    kept: dict[str, dict[str, Any]] = {}
+    kept: dict[str, Run] = {}
     for run in runs:
-        task = run.get("column", run["results"]["task_name"])
+        task = run.column or run.record.task_name
         previous = kept.get(task)
         if previous is None:
             kept[task] = run
             continue
-        newer, older = (run, previous) if run["modified"] >= previous["modified"] else (previous, run)
-        log.warning("%r occurs twice: using the newer %s, not %s", task, newer["path"], older["path"])
+        newer, older = (run, previous) if run.modified >= previous.modified else (previous, run)
+        log.warning("%r occurs twice: using the newer %s, not %s", task, newer.path, older.path)
         kept[task] = newer
     chosen = {id(run) for run in kept.values()}
     return [run for run in runs if id(run) in chosen]
 
 
-def column_order(runs: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> list[str]:
+def column_order(runs: Sequence[Run], columns: Sequence[str] | None = None) -> list[str]:
     """The comparison columns: ``columns`` as given (a subset is allowed), else all task names sorted.
 
     Raises:
         RunsError: a requested column is no run's task_name.
     """
-    available = sorted({run["column"] for run in runs})
+    available = sorted({run.column for run in runs})
     if MEAN_COLUMN in available:
         raise RunsError(f"a run's task_name is {MEAN_COLUMN!r}, the name of the mean column; rename the task")
     if columns is None:
@@ -198,22 +175,20 @@ def column_order(runs: Sequence[dict[str, Any]], columns: Sequence[str] | None =
     return list(columns)
 
 
-def method_order(runs: Sequence[dict[str, Any]]) -> list[str]:
+def method_order(runs: Sequence[Run]) -> list[str]:
     """Method labels: the main method(s) first, then the others in order of appearance."""
-    main = [run["results"]["main_method"] for run in runs]
-    others = [label for run in runs for label in run["results"]["methods"]]
+    main = [run.record.main_method for run in runs]
+    others = [label for run in runs for label in run.record.methods]
     return list(dict.fromkeys([*main, *others]))
 
 
-def _runs_by_column(runs: Sequence[dict[str, Any]], columns: Sequence[str] | None) -> list[dict[str, Any]]:
+def _runs_by_column(runs: Sequence[Run], columns: Sequence[str] | None) -> list[Run]:
     runs = newest_per_task(runs)
-    by_task = {run["column"]: run for run in runs}
+    by_task = {run.column: run for run in runs}
     return [by_task[column] for column in column_order(runs, columns)]
 
 
-def benchmark_tables(
-    runs: Sequence[dict[str, Any]], columns: Sequence[str] | None = None
-) -> dict[str, pd.DataFrame]:
+def benchmark_tables(runs: Sequence[Run], columns: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
     """One DataFrame per table in ``TABLES``: index = method labels, columns = comparisons + "mean".
 
     A method absent from a comparison, or a NaN score, is NaN; "mean" is over the comparisons with a
@@ -222,17 +197,15 @@ def benchmark_tables(
     """
     ordered = _runs_by_column(runs, columns)
     labels = method_order(ordered)
-    has_recovery = any(
-        method.get("recovery") for run in ordered for method in run["results"]["methods"].values()
-    )
+    has_recovery = any(method.recovery for run in ordered for method in run.record.methods.values())
     tables = {}
     for key, spec in TABLES.items():
         if key in OPTIONAL_TABLES and not has_recovery:
             continue
         cells = {
-            run["column"]: [
-                _as_float(spec.cell(run["results"]["methods"][label]))
-                if label in run["results"]["methods"]
+            run.column: [
+                _as_float(spec.cell(run.record.methods[label]))
+                if label in run.record.methods
                 else float("nan")
                 for label in labels
             ]
@@ -249,39 +222,38 @@ def _as_float(value: Any) -> float:
 
 
 def grid_bsr_values(
-    runs: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, distance: str = "silb"
+    runs: Sequence[Run], columns: Sequence[str] | None = None, distance: str = "silb"
 ) -> dict[str, np.ndarray]:
     """Per method, the BSR of every shown grid of both sides across all comparisons (NaN dropped)."""
     ordered = _runs_by_column(runs, columns)
     values: dict[str, list[float]] = {label: [] for label in method_order(ordered)}
     for run in ordered:
-        for label, method in run["results"]["methods"].items():
-            for grids in method["metrics"][distance]["grids"].values():
-                values[label] += [_as_float(grid["bsr"]) for grid in grids]
+        for label, method in run.record.methods.items():
+            values[label] += method.grid_scores(distance, "bsr")
     return {label: np.array([v for v in bsr if not math.isnan(v)]) for label, bsr in values.items()}
 
 
-def runs_table(runs: Sequence[dict[str, Any]], root: str | Path | None = None) -> pd.DataFrame:
+def runs_table(runs: Sequence[Run], root: str | Path | None = None) -> pd.DataFrame:
     """One row per run: path (relative to ``root`` when inside it), task, methods, images, model
     validation accuracies and, when some run has them, the representation similarity columns."""
     root = None if root is None else Path(root).resolve()
     rows = []
     for run in runs:
-        results = run["results"]
-        path = Path(run["path"]).resolve()
-        models = results.get("models", {})
+        record = run.record
+        path = Path(run.path).resolve()
+        models = record.models
         row: dict[str, Any] = {
-            "task_name": run.get("column", results["task_name"]),
+            "task_name": run.column or record.task_name,
             "path": str(path.relative_to(root)) if root is not None and root in path.parents else str(path),
-            "main_method": results["main_method"],
-            "methods": " ".join(results["methods"]),
-            "dataset": results.get("dataset", {}).get("name"),
-            "n_images": results.get("dataset", {}).get("n_images"),
+            "main_method": record.main_method,
+            "methods": " ".join(record.methods),
+            "dataset": record.dataset.get("name"),
+            "n_images": record.dataset.get("n_images"),
         }
         for side in ("A", "B"):
             row[f"model_{side}"] = models.get(side, {}).get("name")
             row[f"val_acc_{side}"] = models.get(side, {}).get("val_acc")
-        representations = results.get("representations")
+        representations = record.representations
         if representations:
             probe = representations.get("probe") or {}
             row["cka"] = representations.get("cka")
@@ -373,13 +345,14 @@ def write_report(
 
     Returns:
         {"tables": {key: DataFrame}, "runs": DataFrame, "files": {table key | "runs" | "markdown" |
-        "boxplot": Path}, "wandb_group": the W&B group all runs share, or None}
+        "boxplot": Path}, "figures": {"bsr_boxplot": the box plot, in memory}, "wandb_group": the W&B
+        group all runs share, or None}
     """
     folder = Path(folder)
     out_dir = folder / "table" if out_dir is None else Path(out_dir)
     runs = newest_per_task(load_runs(find_runs(folder, exclude=out_dir)))
     used = set(column_order(runs, columns))
-    runs = [run for run in runs if run["column"] in used]
+    runs = [run for run in runs if run.column in used]
     tables = benchmark_tables(runs, columns)
     runs_frame = runs_table(_runs_by_column(runs, columns), root=folder)
 
@@ -398,10 +371,11 @@ def write_report(
     )
     files["boxplot"] = save_figure(figure, out_dir / "bsr_boxplot.png")
     log.info("benchmark of %d runs written to %s", len(runs), out_dir)
-    groups = sorted({run["results"].get("wandb_group") for run in runs} - {None})
+    groups = sorted({run.record.wandb_group for run in runs} - {None})
     return {
         "tables": tables,
         "runs": runs_frame,
         "files": files,
+        "figures": {"bsr_boxplot": figure},
         "wandb_group": groups[0] if len(groups) == 1 else None,  # the sweep's W&B group, when shared
     }

@@ -68,7 +68,11 @@ def write_json_atomic(path: str | Path, obj: Any, indent: int = 2) -> Path:
     return Path(path)
 
 
-def save_figure(figure: Figure, path: str | Path, dpi: int = 150) -> Path:
+# Resolution of every saved figure, and of the same figures logged to W&B.
+FIGURE_DPI = 150
+
+
+def save_figure(figure: Figure, path: str | Path, dpi: int = FIGURE_DPI) -> Path:
     """Save a matplotlib figure atomically; the format follows the suffix (png when there is none)."""
     path = Path(path)
     file_format = path.suffix.lstrip(".").lower() or "png"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -22,12 +23,15 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
+from rdx.record import RunResult
+from rdx.sinks.files import FIGURE_DPI
+
 logger = logging.getLogger(__name__)
 
 MODES = ("offline", "online", "disabled")
 
 
-def figure_to_pil(figure: Figure, dpi: int = 100) -> Image.Image:
+def figure_to_pil(figure: Figure, dpi: int = FIGURE_DPI) -> Image.Image:
     """Render a matplotlib figure to an RGB PIL image (no pyplot state involved)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
@@ -199,3 +203,50 @@ class RunLogger:
         traceback: TracebackType | None,
     ) -> None:
         self.finish(exit_code=0 if exc_type is None else 1)
+
+
+def log_comparison(
+    record: RunResult,
+    figures: Mapping[str, Figure | np.ndarray],
+    settings: Mapping[str, Any],
+    config: dict[str, Any],
+    output_dir: Path,
+) -> Path | None:
+    """Log one comparison to W&B: its metrics and summary (from the record), every figure as it is in
+    memory, and the per-concept table with each concept's grid. Returns the W&B run dir (None when
+    disabled).
+
+    Args:
+        record: the run record.
+        figures: the figures of :func:`rdx.viz.comparison.comparison_figures`.
+        settings: the logger config: ``mode``, ``project``, ``group``, ``tags``.
+        config: the run's resolved config, stored with the W&B run.
+    """
+    from rdx.viz.comparison import grid_key
+
+    rows = [
+        [
+            method.label,
+            concept.side,
+            concept.index,
+            concept.size,
+            concept.score,
+            " ".join(f"{label}:{count}" for label, count in concept.grid_label_counts.items()),
+            figures[grid_key(method.label, concept.side, concept.index)],
+        ]
+        for method, concept in record.concept_rows()
+    ]
+    with RunLogger(
+        mode=settings["mode"],
+        project=settings["project"],
+        name=record.task_name,
+        group=settings.get("group"),
+        tags=list(settings.get("tags") or []),
+        config=config,
+        dir=output_dir,
+    ) as run:
+        run.log_metrics(record.wandb_metrics())
+        run.log_images(dict(figures))
+        run.log_table("concepts", ["method", "side", "concept", "size", "score", "grid_labels", "grid"], rows)
+        run.update_summary(record.wandb_summary())
+        return run.run_dir

@@ -47,8 +47,8 @@ from torch import nn
 from rdx.data.fashion_mnist import load_fashion_mnist
 from rdx.data.mnist import MNISTDataModule, images_to_tensor, load_mnist
 from rdx.hashing import file_digest, json_digest
+from rdx.models.checkpoints import save_checkpoint, write_index
 from rdx.models.convnet import ConvNetClassifier, ImageClassifier
-from rdx.training.checkpoints import save_checkpoint, write_index
 
 logger = logging.getLogger(__name__)
 

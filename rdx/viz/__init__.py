@@ -8,7 +8,7 @@ from rdx.viz.grids import (
     grid_image,
     summary_figure,
 )
-from rdx.viz.scatter import pca_2d, pca_scatter, subsample_indices
+from rdx.viz.scatter import pca_2d, pca_embedding, pca_scatter, subsample_indices
 
 __all__ = [
     "concept_grid_images",
@@ -16,6 +16,7 @@ __all__ = [
     "format_label_counts",
     "grid_image",
     "pca_2d",
+    "pca_embedding",
     "pca_scatter",
     "subsample_indices",
     "summary_figure",

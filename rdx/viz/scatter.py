@@ -37,6 +37,14 @@ def pca_2d(X: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return coordinates, ratios
 
 
+def pca_embedding(
+    X_A: np.ndarray, X_B: np.ndarray, seed: int = 0
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per side ("A", "B"): the 2-D PCA coordinates (N, 2) of its representation and the explained
+    variance ratios (2,), as :func:`pca_scatter` draws them."""
+    return {side: pca_2d(X, seed) for side, X in zip(SIDES, (X_A, X_B), strict=True)}
+
+
 def _label_colours(n_labels: int) -> list:
     if n_labels <= 10:
         return [matplotlib.colormaps["tab10"](i) for i in range(n_labels)]
@@ -78,14 +86,15 @@ def _draw_concepts(ax: Axes, coordinates: np.ndarray, explanation: Explanation, 
 
 
 def pca_scatter(
-    X_A: np.ndarray,
-    X_B: np.ndarray,
+    X_A: np.ndarray | None,
+    X_B: np.ndarray | None,
     labels: np.ndarray | None,
     names: tuple[str, str],
     explanation: Explanation | None = None,
     max_points: int = 5000,
     seed: int = 0,
     label_names: Mapping[int, str] | Sequence[str] | None = None,
+    embedding: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Figure:
     """Two panels: the 2-D PCA of X_A and of X_B, points coloured by label.
 
@@ -98,16 +107,21 @@ def pca_scatter(
         max_points: points drawn per panel; above it a seeded subsample is drawn (PCA still uses all).
         seed: for the subsample and PCA.
         label_names: optional names for the integer labels in the legend.
+        embedding: the coordinates and variance ratios of :func:`pca_embedding`, when already computed
+            (X_A and X_B may then be None).
     """
-    X_A, X_B = np.asarray(X_A), np.asarray(X_B)
-    if len(X_A) != len(X_B):
-        raise ValueError(f"X_A and X_B must describe the same images, got {len(X_A)} and {len(X_B)} rows")
-    shown = subsample_indices(len(X_A), max_points, seed)
+    if embedding is None:
+        X_A, X_B = np.asarray(X_A), np.asarray(X_B)
+        if len(X_A) != len(X_B):
+            raise ValueError(f"X_A and X_B must describe the same images, got {len(X_A)} and {len(X_B)} rows")
+        embedding = pca_embedding(X_A, X_B, seed)
+    n_points = len(embedding["A"][0])
+    shown = subsample_indices(n_points, max_points, seed)
     figure = Figure(figsize=(11, 5), layout="constrained")
     axes = figure.subplots(1, 2)
     legend_handles = None
-    for ax, X, name, side in zip(axes, (X_A, X_B), names, SIDES, strict=True):
-        coordinates, ratios = pca_2d(X, seed)
+    for ax, name, side in zip(axes, names, SIDES, strict=True):
+        coordinates, ratios = embedding[side]
         if labels is None:
             ax.scatter(*coordinates[shown].T, s=6, alpha=0.6, color="tab:blue", linewidths=0)
         else:
@@ -133,6 +147,6 @@ def pca_scatter(
             fontsize=8,
             frameon=False,
         )
-    if len(shown) < len(X_A):
-        figure.suptitle(f"{len(shown)} of {len(X_A)} points shown", fontsize=9, color="0.4")
+    if len(shown) < n_points:
+        figure.suptitle(f"{len(shown)} of {n_points} points shown", fontsize=9, color="0.4")
     return figure

@@ -1,0 +1,273 @@
+"""One comparison as a sequence of stages: images → models (trained if missing) → features → methods →
+scores → the run record → the run dir and W&B.
+
+This is the edge of the package that reads the composed config; each stage calls the package that owns
+it (``rdx.data`` for images, ``rdx.training`` and ``rdx.models`` for models and features, ``rdx.methods``
+and ``rdx.metrics`` for the explanations and their scores, ``rdx.viz`` and ``rdx.sinks`` for what is
+shown and written). :func:`compare_models` reads top to bottom as the list of stages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from rdx.cache import FeatureCache
+from rdx.data.imageset import ImageSet
+from rdx.data.registry import load_image_set
+from rdx.devices import resolve_device
+from rdx.methods import build_method
+from rdx.metrics import explanation_scores
+from rdx.metrics.planted import check_pairs, pair_separability, recovery_scores
+from rdx.metrics.representations import representation_scores
+from rdx.models.extraction import model_features
+from rdx.models.loading import LoadedModel, check_model_source, load_model
+from rdx.record import SIDES, MethodResult, RunResult
+from rdx.runs import run_key
+from rdx.sinks.run_dir import commit_run, write_figures, write_members
+from rdx.sinks.wandb_logger import log_comparison
+from rdx.training.on_demand import train_missing_models
+from rdx.viz.comparison import comparison_figures, figure_file
+from rdx.viz.scatter import pca_embedding
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageClock:
+    """Seconds per stage, in the order the stages ran (``results.json``'s ``timings``)."""
+
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[f"{stage}_s"] = time.perf_counter() - started
+
+
+def compare_models(cfg: DictConfig, output_dir: Path, job: dict[str, Any] | None = None) -> RunResult:
+    """Run one comparison and write its record, members file, figures and W&B run into ``output_dir``.
+
+    Every parameter and input source is checked before the first image is read. results.json is
+    written once, atomically, as the last step, so a run killed half-way leaves none behind. ``job``
+    (the launcher's view: job number, command-line overrides, sweep dir) is kept in the record.
+    """
+    clock = StageClock()
+    estimators = configured_methods(cfg)
+    specs = model_specs(cfg)
+    with clock("data"):
+        image_set = load_image_set(cfg.dataset)
+    with clock("training"):
+        prepared = train_missing_models(specs, Path(cfg.paths.checkpoints))
+    with clock("models"):
+        models = {
+            side: load_model(spec, f"model_{side.lower()}", cfg.seed, trained)
+            for side, (spec, trained) in prepared.items()
+        }
+    with clock("features"):
+        features, sources, cache = extract_features(models, image_set, cfg)
+    methods = fit_methods(estimators, features, image_set, cfg, clock)
+    with clock("representations"):
+        representations, planted = score_representations(features, image_set, cfg)
+    record = build_record(cfg, job, models, image_set, features, sources, cache, methods)
+    record.representations, record.planted = representations, planted
+    write_run(record, cfg, Path(output_dir), image_set, features, clock)
+    return record
+
+
+def configured_methods(cfg: DictConfig) -> dict[str, tuple[str, Any]]:
+    """Label → (registry name, unfitted estimator) of the main method, then of each selected baseline.
+
+    Built before any data loads, so a bad parameter fails at once.
+    """
+    entries = [(cfg.method.label, cfg.method.name, cfg.method.params)]
+    entries += [(label, b.name, b.params) for label, b in (cfg.get("baselines") or {}).items()]
+    labels = [label for label, *_ in entries]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"method labels must be unique, got {labels}")
+    return {
+        label: (name, build_method(name, **OmegaConf.to_container(params, resolve=True)))
+        for label, name, params in entries
+    }
+
+
+def model_specs(cfg: DictConfig) -> dict[str, dict[str, Any]]:
+    """Each side's model config as a plain dict, its weights or feature file checked to exist (both
+    before either model is built, so a missing file of model B is reported before A loads)."""
+    specs = {side: OmegaConf.to_container(cfg[f"model_{side.lower()}"], resolve=True) for side in SIDES}
+    for side, spec in specs.items():
+        check_model_source(spec, f"model_{side.lower()}")
+    return specs
+
+
+def extract_features(
+    models: dict[str, LoadedModel], image_set: ImageSet, cfg: DictConfig
+) -> tuple[dict[str, np.ndarray], dict[str, str], FeatureCache]:
+    """Both models' features on the images through the feature cache, where each came from ("hit",
+    "miss", "off" or "file"), and the cache."""
+    cache = FeatureCache(cfg.cache.dir, enabled=cfg.cache.enabled)
+    device = resolve_device(cfg.device)
+    settings = OmegaConf.to_container(cfg.features, resolve=True)
+    features, sources = {}, {}
+    for side, model in models.items():
+        features[side], sources[side] = model_features(model, image_set, cache, settings, device, cfg.seed)
+    return features, sources, cache
+
+
+def fit_methods(
+    estimators: dict[str, tuple[str, Any]],
+    features: dict[str, np.ndarray],
+    image_set: ImageSet,
+    cfg: DictConfig,
+    clock: StageClock,
+) -> dict[str, MethodResult]:
+    """Fit every method on the two representations and score its explanation (BSR/TSD/EQ for each
+    distance, and the recovery of the planted difference when the run has one)."""
+    planted = planted_spec(cfg.get("planted"))
+    results = {}
+    for label, (name, estimator) in estimators.items():
+        with clock(label):
+            explanation = estimator.fit(features["A"], features["B"], y=image_set.labels).explanation_
+        started = time.perf_counter()
+        scores = explanation_scores(
+            explanation, features["A"], features["B"], reference_compat=cfg.metrics.lsed_reference_compat
+        )
+        recovery = None
+        if planted is not None:
+            recovery = recovery_scores(
+                explanation, image_set.labels, planted["mix_A"], planted["mix_B"], planted["min_each"]
+            )
+        results[label] = MethodResult.from_explanation(
+            label,
+            name,
+            explanation,
+            image_set.labels,
+            metrics=scores,
+            fit_s=clock.timings[f"{label}_s"],
+            metrics_s=time.perf_counter() - started,
+            recovery=recovery,
+        )
+        log.info("%s: fitted in %.2f s, mBSR (SILB) %.3f", label, results[label].fit_s, results[label].mbsr)
+    return results
+
+
+def planted_spec(planted_cfg: DictConfig | None) -> dict[str, Any] | None:
+    """The configured known difference (validated label pairs), or None."""
+    if planted_cfg is None:
+        return None
+    return {
+        "description": planted_cfg.description,
+        "mix_A": [list(p) for p in check_pairs(planted_cfg.mix_A, "planted.mix_A")],
+        "mix_B": [list(p) for p in check_pairs(planted_cfg.mix_B, "planted.mix_B")],
+        "min_each": int(planted_cfg.min_each),
+    }
+
+
+def score_representations(
+    features: dict[str, np.ndarray], image_set: ImageSet, cfg: DictConfig
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """CKA and probe scores of the two representations, and the planted difference's label-pair
+    separability in each (when the run has a planted difference)."""
+    representations = representation_scores(
+        features["A"],
+        features["B"],
+        image_set.labels if cfg.metrics.probes else None,
+        n_splits=cfg.metrics.probe_folds,
+        random_state=cfg.seed,
+    )
+    planted = planted_spec(cfg.get("planted"))
+    if planted is not None:
+        pairs = planted["mix_A"] + planted["mix_B"]
+        planted["separability"] = {
+            side: pair_separability(X, image_set.labels, pairs, cfg.metrics.probe_folds, cfg.seed)
+            for side, X in features.items()
+        }
+        log.info(
+            "planted difference: label-pair separability (probe accuracy) A %.3f, B %.3f",
+            planted["separability"]["A"]["mean"],
+            planted["separability"]["B"]["mean"],
+        )
+    return representations, planted
+
+
+def build_record(
+    cfg: DictConfig,
+    job: dict[str, Any] | None,
+    models: dict[str, LoadedModel],
+    image_set: ImageSet,
+    features: dict[str, np.ndarray],
+    sources: dict[str, str],
+    cache: FeatureCache,
+    methods: dict[str, MethodResult],
+) -> RunResult:
+    """The run record of a finished comparison (not yet written)."""
+    names = {side: model.name for side, model in models.items()}
+    classes = cfg.dataset.get("classes")
+    dataset: dict[str, Any] = {
+        "name": cfg.dataset.name,
+        "n_images": len(image_set),
+        "classes": OmegaConf.to_container(classes, resolve=True)
+        if classes is not None
+        else sorted(int(label) for label in np.unique(image_set.labels)),
+    }
+    if image_set.label_names is not None:
+        dataset["label_names"] = {str(k): v for k, v in image_set.label_names.items()}
+    return RunResult(
+        task_name=cfg.task_name,
+        main_method=cfg.method.label,
+        methods=methods,
+        models={side: model.info for side, model in models.items()},
+        dataset=dataset,
+        features={side: {"dim": int(X.shape[1]), "cache": sources[side]} for side, X in features.items()},
+        cache={"enabled": cache.enabled, "dir": str(cache.root), "hits": cache.hits, "misses": cache.misses},
+        side_meaning={
+            "A": f"RDX direction 01: what {names['A']} groups together that {names['B']} separates; "
+            f"baselines: {names['A']}'s own concepts",
+            "B": f"RDX direction 10: what {names['B']} groups together that {names['A']} separates; "
+            f"baselines: {names['B']}'s own concepts",
+        },
+        run_key=run_key(cfg),
+        job=job,
+    )
+
+
+def write_run(
+    record: RunResult,
+    cfg: DictConfig,
+    output_dir: Path,
+    image_set: ImageSet,
+    features: dict[str, np.ndarray],
+    clock: StageClock,
+) -> None:
+    """Members file, figures and W&B run from the record, then results.json (the commit point)."""
+    with clock("figures"):
+        embedding = pca_embedding(features["A"], features["B"])
+        record.embedding = {
+            "kind": "pca",
+            "explained_variance_ratio": {side: ratios.tolist() for side, (_, ratios) in embedding.items()},
+        }
+        coordinates = {side: points for side, (points, _) in embedding.items()}
+        record.members_file = write_members(
+            record, output_dir, image_set.labels, image_set.source_indices, coordinates, image_set.paths
+        )
+        figures = comparison_figures(
+            record, image_set.images, image_set.labels, embedding, cfg.figures.grid_scale
+        )
+        record.figures = write_figures(figures, output_dir, {key: figure_file(key) for key in figures})
+    record.timings = clock.timings
+    logger = OmegaConf.to_container(cfg.logger, resolve=True)
+    wandb_dir = log_comparison(record, figures, logger, OmegaConf.to_container(cfg, resolve=True), output_dir)
+    if wandb_dir is not None:
+        record.wandb_run_dir, record.wandb_group = str(wandb_dir), logger.get("group")
+    commit_run(record, output_dir, Path(cfg.paths.runs_index))
