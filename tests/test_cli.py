@@ -8,13 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
 from rdx.cli import CONFIG_DIR
 from rdx.compare import run_compare
-from rdx.models.registry import ModelSourceError
 from rdx.models.checkpoints import read_index
+from rdx.models.registry import ModelSourceError
+from rdx.record import load_run
 from rdx.training.train import ensure_trained
 from tests.conftest import TINY_TRAINING, compose_config, tiny_compare_overrides
 
@@ -70,28 +72,28 @@ def test_train_then_compare_smoke(tmp_path, checkpoint_root):
     assert [r["step"] for r in rows if r["kind"] == "dense"] == [2, 4, 6]
 
     cfg = compose_config("compare", tiny_compare_overrides(checkpoint_root))
-    results = run_compare(cfg, tmp_path)
+    record = run_compare(cfg, tmp_path)
     # both models come from the run trained above, not a second training
-    assert {results["models"][s]["training_run"] for s in "AB"} == {str(run_dir)}
-    assert results["dataset"]["n_images"] == 90
-    assert {side: f["dim"] for side, f in results["features"].items()} == {"A": 64, "B": 64}
-    assert {f["cache"] for f in results["features"].values()} <= {"hit", "miss"}  # session-wide cache
-    assert results["main_method"] == "rdx" and list(results["methods"]) == ["rdx"]
-    rdx = results["methods"]["rdx"]
-    for side in "AB":
-        assert len(rdx["explanation"]["sides"][side]["concepts"]) == 3
-    assert len(rdx["concepts"]) == 6
-    composition = rdx["grid_composition"]
+    assert {record.models[s]["training_run"] for s in "AB"} == {str(run_dir)}
+    assert record.dataset["n_images"] == 90
+    assert {side: f["dim"] for side, f in record.features.items()} == {"A": 64, "B": 64}
+    assert {f["cache"] for f in record.features.values()} <= {"hit", "miss"}  # session-wide cache
+    assert record.main_method == "rdx" and list(record.methods) == ["rdx"]
+    rdx = record.methods["rdx"]
+    assert [len(rdx.side(side)) for side in "AB"] == [3, 3]
+    composition = rdx.grid_composition()
     assert composition["A"]["grids"] == composition["B"]["grids"] == 3
-    for row in rdx["concepts"]:
-        assert sum(row["grid_label_counts"].values()) == min(row["size"], 9)
-        assert set(row["grid_label_counts"]) <= {"3", "5", "8"}
+    for concept in rdx.concepts:
+        assert sum(concept.grid_label_counts.values()) == min(concept.size, 9)
+        assert set(concept.grid_label_counts) <= {"3", "5", "8"}
     written = json.loads((tmp_path / "results.json").read_text())
-    assert written["methods"]["rdx"]["concepts"] == rdx["concepts"]
-    for path in results["figures"].values():
-        assert Path(path).is_file() and Path(path).stat().st_size > 0
+    assert written["methods"]["rdx"]["concepts"] == [c.to_json() for c in rdx.concepts]
+    assert load_run(tmp_path) == record  # the file holds exactly the returned record
+    for name in record.figures:
+        path = record.figure_path(name)
+        assert path.is_file() and path.stat().st_size > 0
     assert len(list((tmp_path / "grids" / "rdx").glob("*.png"))) == 6
-    assert "comparison" not in results["figures"]  # one method: no comparison figure
+    assert "comparison" not in record.figures  # one method: no comparison figure
     assert not (tmp_path / "wandb").exists()  # logger=disabled writes nothing
 
 
@@ -136,17 +138,17 @@ def test_rdx_compare_command_with_wandb_offline(tmp_path, checkpoint_root):
 @pytest.mark.parametrize("method", group_options("method"))
 def test_every_method_preset_runs_through_compare(tmp_path, checkpoint_root, method):
     cfg = compose_config("compare", [*tiny_compare_overrides(checkpoint_root), f"method={method}"])
-    results = run_compare(cfg, tmp_path)
-    assert results["main_method"] == method and results["methods"][method]["name"] == "rdx"
-    result = results["methods"][method]
-    assert result["explanation"]["info"]["no_difference"] is False
+    record = run_compare(cfg, tmp_path)
+    assert record.main_method == method and record.methods[method].name == "rdx"
+    result = record.methods[method]
+    assert result.info["no_difference"] is False
     for side in "AB":
-        concepts = result["explanation"]["sides"][side]["concepts"]
-        assert len(concepts) == 3 and all(1 <= len(c["grid"]) <= 9 for c in concepts)
+        concepts = result.side(side)
+        assert len(concepts) == 3 and all(1 <= len(c.grid) <= 9 for c in concepts)
     for distance in ("silb", "mned", "lsed"):
-        assert 0.0 <= result["metrics"][distance]["bsr"]["mean"] <= 1.0
+        assert 0.0 <= result.score(distance, "bsr", "mean") <= 1.0
     if cfg.method.params.align:
-        for alignment in result["explanation"]["info"]["alignment"].values():
+        for alignment in result.info["alignment"].values():
             assert alignment["heldout_cka"] >= alignment["initial_heldout_cka"]
 
 
@@ -155,17 +157,23 @@ def test_all_baselines_run_beside_rdx_through_compare(tmp_path, checkpoint_root)
     cfg = compose_config("compare", overrides)  # the experiment's default: RDX + every baseline
     expected = ["rdx", "kmeans", "pca", "nmf", "cnmf", "sae", "topk_sae", "usae", "nlmcd"]
     assert ["rdx", *cfg.baselines] == expected
-    results = run_compare(cfg, tmp_path)
-    assert list(results["methods"]) == expected
-    for label, method in results["methods"].items():
-        assert method["fit_s"] > 0 and f"{label}_s" in results["timings"]
+    record = run_compare(cfg, tmp_path)
+    assert list(record.methods) == expected
+    reread = load_run(tmp_path, members=True)
+    for label, method in record.methods.items():
+        assert method.fit_s > 0 and f"{label}_s" in record.timings
         for side in "AB":
-            concepts = method["explanation"]["sides"][side]["concepts"]
+            concepts = method.side(side)
             assert 1 <= len(concepts) <= 3, (label, side)
-            assert all(1 <= len(c["grid"]) <= 9 for c in concepts)
-        assert 0.0 <= method["metrics"]["silb"]["bsr"]["mean"] <= 1.0
-        assert len(list((tmp_path / "grids" / label).glob("*.png"))) == len(method["concepts"])
-    assert Path(results["figures"]["comparison"]).is_file()
+            assert all(1 <= len(c.grid) <= 9 for c in concepts)
+            # the members file rebuilds every concept of every method
+            for concept in concepts:
+                members = reread.methods[label].concept_members(side, concept.index)
+                assert np.array_equal(members, method.concept_members(side, concept.index))
+                assert len(members) == concept.size
+        assert 0.0 <= method.mbsr <= 1.0
+        assert len(list((tmp_path / "grids" / label).glob("*.png"))) == len(method.concepts)
+    assert record.figure_path("comparison").is_file()
 
 
 def test_every_registered_method_has_a_config():

