@@ -23,7 +23,7 @@ _CHUNK_BYTES = 1 << 20
 _file_digests: dict[tuple[str, int, int, int, int], str] = {}
 
 
-def _canonical(value: Any, where: str) -> Any:
+def _canonical(value: Any, where: str, int_keys: bool = False) -> Any:
     """``value`` as plain JSON types; TypeError (naming the offending part) for anything else."""
     if isinstance(value, np.ndarray):
         raise TypeError(f"key part {where!r} is a numpy array; pass array_digest(array) instead")
@@ -36,12 +36,14 @@ def _canonical(value: Any, where: str) -> Any:
     if isinstance(value, Mapping):
         canonical = {}
         for name, item in value.items():
-            if not isinstance(name, str):
+            if not (
+                isinstance(name, str) or (int_keys and isinstance(name, int) and not isinstance(name, bool))
+            ):
                 raise TypeError(f"key part {where!r} has a non-string key {name!r}")
-            canonical[name] = _canonical(item, f"{where}.{name}")
+            canonical[name] = _canonical(item, f"{where}.{name}", int_keys)
         return canonical
     if isinstance(value, Sequence) and not isinstance(value, str):
-        return [_canonical(item, f"{where}[{index}]") for index, item in enumerate(value)]
+        return [_canonical(item, f"{where}[{index}]", int_keys) for index, item in enumerate(value)]
     hint = "; pass file_digest(path) to key on a file's content" if isinstance(value, os.PathLike) else ""
     raise TypeError(
         f"key part {where!r} has type {type(value).__name__}; "
@@ -49,8 +51,11 @@ def _canonical(value: Any, where: str) -> Any:
     )
 
 
-def canonical_json(parts: Mapping[str, Any]) -> str:
+def canonical_json(parts: Mapping[str, Any], int_keys: bool = False) -> str:
     """The canonical JSON text of ``parts``: sorted keys, compact separators, numpy scalars as Python.
+
+    Mapping keys are strings; with ``int_keys`` nested mappings may also have integer keys (sorted as
+    numbers, written as strings, as ``json.dumps`` does: configs such as a label map ``{0: 3}``).
 
     Raises:
         TypeError: a part is not a JSON value (arrays, bytes and paths name the digest to use instead).
@@ -59,13 +64,14 @@ def canonical_json(parts: Mapping[str, Any]) -> str:
     for name, value in parts.items():
         if not isinstance(name, str):
             raise TypeError(f"key part names must be strings, got {name!r}")
-        canonical[name] = _canonical(value, name)
+        canonical[name] = _canonical(value, name, int_keys)
     return json.dumps(canonical, sort_keys=True, separators=(",", ":"))
 
 
-def json_digest(parts: Mapping[str, Any]) -> str:
-    """SHA-256 hex (64 characters) of the canonical JSON of ``parts`` (mapping key order is irrelevant)."""
-    return hashlib.sha256(canonical_json(parts).encode("utf-8")).hexdigest()
+def json_digest(parts: Mapping[str, Any], int_keys: bool = False) -> str:
+    """SHA-256 hex (64 characters) of the canonical JSON of ``parts`` (mapping key order is irrelevant;
+    ``int_keys`` as in :func:`canonical_json`)."""
+    return hashlib.sha256(canonical_json(parts, int_keys).encode("utf-8")).hexdigest()
 
 
 def array_digest(array: np.ndarray) -> str:

@@ -65,9 +65,9 @@ def compare_models(cfg: DictConfig, output_dir: Path, job: dict[str, Any] | None
     """
     clock = StageClock()
     estimators = configured_methods(cfg)
-    specs = model_specs(cfg)
     with clock("data"):
         image_set = load_image_set(cfg.dataset)
+    specs = model_specs(cfg)
     with clock("training"):
         prepared = train_missing_models(specs, Path(cfg.paths.checkpoints))
     with clock("models"):

@@ -30,13 +30,15 @@ def run_key(cfg: DictConfig) -> str:
 
     def strip(node: Any) -> Any:
         if isinstance(node, dict):
-            return {str(k): strip(v) for k, v in node.items() if k not in _RUN_KEY_IGNORED_NAMES}
+            return {k: strip(v) for k, v in node.items() if k not in _RUN_KEY_IGNORED_NAMES}
         if isinstance(node, list):
             return [strip(v) for v in node]
         return node
 
     container = OmegaConf.to_container(cfg, resolve=True)
-    return json_digest({k: strip(v) for k, v in container.items() if k not in _RUN_KEY_IGNORED_TOP})
+    return json_digest(
+        {k: strip(v) for k, v in container.items() if k not in _RUN_KEY_IGNORED_TOP}, int_keys=True
+    )
 
 
 def _complete_record(path: Path, key: str) -> RunResult | None:

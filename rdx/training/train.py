@@ -196,7 +196,7 @@ def training_config_key(cfg: Mapping[str, Any]) -> str:
         network.pop("channels", None)
     if network.get("weights_file") is not None:
         network["weights_file"] = {"sha256": file_sha256(network["weights_file"])}
-    return json_digest(relevant)
+    return json_digest(relevant, int_keys=True)
 
 
 def evaluate_classifier(
