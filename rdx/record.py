@@ -540,7 +540,7 @@ def _upgrade_v1(data: Mapping[str, Any], where: str) -> dict[str, Any]:
             }
     except (AttributeError, KeyError, TypeError) as error:
         raise RecordError(f"{where}: not a run record ({type(error).__name__}: {error})") from error
-    return {**data, "methods": methods, "schema_version": 1}
+    return {**data, "methods": methods}
 
 
 # ------------------------------------------------------------------------------------------------
