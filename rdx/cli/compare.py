@@ -41,14 +41,18 @@ def main(cfg: DictConfig) -> float:
     else:
         for line in record.console_lines():
             log.info(line)
-    print(f"results:  {output_dir / 'results.json'}")
-    for name in ("summary", "pca_scatter", "comparison"):
-        if name in record.figures:
-            print(f"{name + ':':<12}{record.figure_path(name)}")
+    shown = {"results": output_dir / "results.json"}
+    shown |= {
+        name: record.figure_path(name)
+        for name in ("summary", "pca_scatter", "comparison")
+        if name in record.figures
+    }
     if record.members_file is not None:
-        print(f"members:    {record.path(record.members_file)}")
+        shown["members"] = record.path(record.members_file)
     if record.wandb_run_dir:
-        print(f"W&B run:    {record.wandb_run_dir}")
+        shown["W&B run"] = record.wandb_run_dir
+    for name, path in shown.items():
+        print(f"{name + ':':<13}{path}")
     return record.objective()
 
 
