@@ -1,9 +1,10 @@
 """Benchmark the project's RDX against a deliberately plain implementation of the same formulas.
 
-(a) ``rdx.methods.rdx.RDX`` (the project's estimator) and (b) ``plain_rdx`` below (scipy ``cdist`` in
-float64, double ``argsort`` ranks, dense ``sklearn.cluster.SpectralClustering`` per direction, grids by
-the "maximize_total_neighborhood_affinity" rule written with loops) run end to end on the same
-synthetic data: ranks -> difference -> both directions clustered -> grids.
+(a) ``rdx.methods.rdx.RDX`` (the project's estimator) and (b) ``plain_rdx`` below, which times the steps
+of the project's one plain reference, ``tests/plain_rdx.py`` (scipy ``cdist`` in float64, double
+``argsort`` ranks, dense ``sklearn.cluster.SpectralClustering`` per direction, grids by the
+"maximize_total_neighborhood_affinity" rule written with loops), run end to end on the same synthetic
+data: ranks -> difference -> both directions clustered -> grids.
 
 Each (N, d, implementation) runs in a fresh subprocess, so its peak memory is its own: the table shows
 the process's peak RSS (VmHWM; see ``peak_rss_kb``) and, separately, the algorithm's own memory (peak
@@ -22,7 +23,9 @@ Importable by path (``importlib``): ``plain_rdx`` and ``make_pair`` are what the
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
+import importlib.util
 import json
 import os
 import platform
@@ -33,11 +36,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-IMPLEMENTATIONS = {"a": "project RDX (rdx.methods.rdx.RDX)", "b": "plain reference (plain_rdx)"}
+IMPLEMENTATIONS = {"a": "project RDX (rdx.methods.rdx.RDX)", "b": "plain reference (tests/plain_rdx.py)"}
+PLAIN_REFERENCE = Path(__file__).resolve().parent.parent / "tests" / "plain_rdx.py"
 DIRECTIONS = ("10", "01")
 DIRECTION_TO_SIDE = {"10": "B", "01": "A"}
 COLUMNS = [
@@ -53,7 +58,7 @@ COLUMNS = [
     "ARI 01",
 ]
 DASH = "—"
-TIE_RTOL = 1e-6  # grid scores this close (relative) are tied; the first anchor by index wins
+TIE_RTOL = 1e-6  # grid scores this close (relative) to the best count as tied when grids are compared
 KB_PER_GB = 1024**2  # ru_maxrss, VmRSS and VmHWM are in KiB on Linux; GB here means GiB
 
 
@@ -119,41 +124,18 @@ def make_pair(
 
 
 # ----------------------------------------------------------------------------------------------------
-# The plain implementation (b): the formulas of RDX_METHOD.md section 1, written the obvious way
+# The plain implementation (b): the frozen reference of the equivalence tests, timed stage by stage
 
 
-def plain_grid(
-    members: np.ndarray,
-    E: np.ndarray,
-    affinity: np.ndarray,
-    grid_size: int = 9,
-    rtol: float = TIE_RTOL,
-    return_ties: bool = False,
-) -> np.ndarray | tuple[np.ndarray, list[np.ndarray]]:
-    """ "maximize_total_neighborhood_affinity": the member neighbourhood with the largest total affinity.
-
-    For each member m, its min(|C|, grid_size) nearest members (m first, then by distance, ties by index);
-    score = sum of the unsymmetrised affinity over that block. The best m wins; scores within ``rtol``
-    (relative) of the best count as tied and the first such member (by index) wins. Ties are common, not
-    rare: in a cluster of at most ``grid_size`` images every anchor's block is the whole cluster, so all
-    scores are equal up to rounding.
-
-    Returns:
-        the grid, or with ``return_ties`` (grid, every tied-best block).
-    """
-    size = min(len(members), grid_size)
-    blocks, scores = [], []
-    for position, m in enumerate(members):
-        d = E[m, members].copy()
-        d[position] = -1.0
-        block = members[np.argsort(d, kind="stable")[:size]]
-        blocks.append(block)
-        scores.append(affinity[np.ix_(block, block)].sum())
-    scores = np.array(scores)
-    tied = np.flatnonzero(scores >= scores.max() - rtol * abs(scores.max()))
-    if return_ties:
-        return blocks[tied[0]], [blocks[i] for i in tied]
-    return blocks[tied[0]]
+@functools.cache
+def plain_reference() -> ModuleType:
+    """``tests/plain_rdx.py``, the project's one plain reference (scripts and tests are not packages, so
+    it is imported by path)."""
+    spec = importlib.util.spec_from_file_location("plain_rdx", PLAIN_REFERENCE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # before running it: its dataclass looks its module up
+    spec.loader.exec_module(module)
+    return module
 
 
 def plain_rdx(
@@ -165,77 +147,64 @@ def plain_rdx(
     random_state: int,
     grid_size: int = 9,
 ) -> dict[str, Any]:
-    """RDX with the null cluster, written plainly. The reference the project's estimator is timed against.
+    """RDX with the null cluster by the plain reference's steps. What the project's estimator is timed
+    against.
+
+    Distances (scipy ``cdist``, float64), double-argsort ranks, the locally-biased difference,
+    Aff = exp(-beta D) per direction, ``SpectralClustering`` of (Aff + Aff^T) / 2 with k + 1 clusters,
+    clusters ordered by ascending mean within-cluster affinity, and "maximize_total_neighborhood_affinity"
+    grids (each member's neighbourhood scored by its affinity sum; the best block, lowest anchor first
+    among exact ties).
 
     Returns:
         {"labels": {"10": (N,), "01": (N,)}, "grids": {"10": [grid per label], "01": [...]},
-        "grid_ties": {"10": [[every tied-best block] per label], ...},
+        "grid_ties": {"10": [[every block within TIE_RTOL of the best] per label], ...},
         "cluster_affinity": {"10": [m_c per label], "01": [...]}, "timings": {stage: seconds}}.
         Labels are ordered by ascending mean within-cluster affinity (0 = null cluster); grids are
         indexed by label, the null cluster's first. Direction "10" explains B (grids in X_B), "01" A.
     """
-    from scipy.spatial.distance import cdist
-    from sklearn.cluster import SpectralClustering
-
+    plain = plain_reference()
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    E = {"A": cdist(X_A, X_A), "B": cdist(X_B, X_B)}
+    E = {"A": plain.distances(X_A), "B": plain.distances(X_B)}
     timings["distances"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    R = {}
-    for side, dist in E.items():
-        keyed = dist.copy()
-        np.fill_diagonal(keyed, -1.0)
-        R[side] = np.argsort(np.argsort(keyed, axis=1, kind="stable"), axis=1, kind="stable")
-    del keyed
+    R = {side: plain.ranks_from_distances(dist) for side, dist in E.items()}
     timings["ranks"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    R_A, R_B = R["A"].astype(np.float64), R["B"].astype(np.float64)
-    D_10 = np.tanh(gamma * (R_B - R_A) / (np.minimum(R_A, R_B) + 1.0))
-    aff_10 = np.exp(-beta * D_10)
-    affinities = {"10": aff_10, "01": 1.0 / aff_10}
+    D_10 = plain.locally_biased(R["A"].astype(np.float64), R["B"].astype(np.float64), gamma)
+    affinities = {"10": plain.affinity(D_10, beta), "01": plain.affinity(-D_10, beta)}
     timings["difference_affinity"] = time.perf_counter() - start
 
     labels_out: dict[str, np.ndarray] = {}
-    grids_out: dict[str, list[np.ndarray]] = {}
-    ties_out: dict[str, list[list[np.ndarray]]] = {}
+    grids_out: dict[str, list[list[int]]] = {}
+    ties_out: dict[str, list[list[list[int]]]] = {}
     means_out: dict[str, list[float]] = {}
     timings["clustering"] = timings["ordering"] = timings["grids"] = 0.0
     for direction in DIRECTIONS:
         affinity = affinities[direction]
         start = time.perf_counter()
-        symmetric = (affinity + affinity.T) / 2.0
-        clusterer = SpectralClustering(
-            n_clusters=n_concepts + 1, affinity="precomputed", random_state=random_state
-        )
-        raw = clusterer.fit(symmetric).labels_
-        del symmetric, clusterer
+        raw = plain.spectral(affinity, n_concepts + 1, random_state)
         timings["clustering"] += time.perf_counter() - start
 
         start = time.perf_counter()
-        cluster_ids = np.unique(raw)
-        means = []
-        for c in cluster_ids:
-            idx = np.flatnonzero(raw == c)
-            means.append(affinity[np.ix_(idx, idx)].mean())
-        order = np.argsort(np.array(means), kind="stable")
-        labels = np.empty_like(raw, dtype=np.int64)
-        for new_label, position in enumerate(order):
-            labels[raw == cluster_ids[position]] = new_label
+        labels = plain.ordered(affinity, raw)
+        means = plain.cluster_means(affinity, labels)
         labels_out[direction] = labels
-        means_out[direction] = [float(means[p]) for p in order]
+        means_out[direction] = [means[label] for label in sorted(means)]
         timings["ordering"] += time.perf_counter() - start
 
         start = time.perf_counter()
-        E_explained = E[DIRECTION_TO_SIDE[direction]]
+        side = DIRECTION_TO_SIDE[direction]
+        features = {"A": X_A, "B": X_B}[side]
         grids_out[direction], ties_out[direction] = [], []
         for label in range(int(labels.max()) + 1):
             members = np.flatnonzero(labels == label)
-            grid, ties = plain_grid(members, E_explained, affinity, grid_size, return_ties=True)
-            grids_out[direction].append(grid)
-            ties_out[direction].append(ties)
+            scored = plain.neighbourhood_scores(members, features, affinity, grid_size, distances=E[side])
+            grids_out[direction].append(plain.tied_best(scored)[0])
+            ties_out[direction].append(plain.tied_best(scored, TIE_RTOL))
         timings["grids"] += time.perf_counter() - start
     return {
         "labels": labels_out,
@@ -300,8 +269,7 @@ def run_worker(args: argparse.Namespace) -> None:
 
         result["project_file_sha256"] = file_digest(project.__file__)[:12]
     else:
-        import scipy.spatial.distance  # noqa: F401  (imports before the baseline, like (a)'s)
-        import sklearn.cluster  # noqa: F401
+        plain_reference()  # imports before the baseline, like (a)'s
 
     X_A, X_B = make_pair(args.n, args.d, args.seed)
     gc.collect()

@@ -3,6 +3,9 @@
 Frozen reference for the equivalence tests: every step is the obvious formula (scipy ``cdist``, double
 argsort, sklearn ``SpectralClustering``, networkx centralities), nothing blocked, nothing clever. It
 shares no code with ``rdx`` on purpose.
+
+The one plain reference of the project: ``scripts/bench_rdx.py`` imports this file by path and times
+its steps as the benchmark's implementation (b).
 """
 
 from __future__ import annotations
@@ -31,9 +34,14 @@ def distances(X: np.ndarray) -> np.ndarray:
 
 def ranks(X: np.ndarray) -> np.ndarray:
     """R[i, j] = position of j in row i sorted by distance; self first, ties by index (stable)."""
-    E = distances(X)
-    np.fill_diagonal(E, -1.0)
-    return np.argsort(np.argsort(E, axis=1, kind="stable"), axis=1, kind="stable")
+    return ranks_from_distances(distances(X))
+
+
+def ranks_from_distances(E: np.ndarray) -> np.ndarray:
+    """``ranks`` from the (N, N) distances E (not modified)."""
+    keyed = np.array(E, dtype=np.float64, copy=True)
+    np.fill_diagonal(keyed, -1.0)
+    return np.argsort(np.argsort(keyed, axis=1, kind="stable"), axis=1, kind="stable")
 
 
 def max_normalized_distance(X: np.ndarray) -> np.ndarray:
@@ -174,40 +182,65 @@ def by_distance(candidates: np.ndarray, features: np.ndarray, point: np.ndarray)
     return [int(c) for _, c in sorted(zip(d.tolist(), candidates.tolist(), strict=True))]
 
 
-def neighbourhood(anchor: int, members: np.ndarray, features: np.ndarray, size: int) -> list[int]:
-    """The anchor and its nearest members, anchor first, then by distance, ties by index."""
-    X = np.asarray(features, dtype=np.float64)
-    d = cdist(X[[anchor]], X[members])[0]
-    keyed = sorted(
-        (0 if m == anchor else 1, dist, int(m)) for dist, m in zip(d.tolist(), members.tolist(), strict=True)
-    )
-    return [m for _, _, m in keyed[:size]]
+def neighbourhoods(
+    members: np.ndarray, features: np.ndarray, size: int, distances: np.ndarray | None = None
+) -> list[list[int]]:
+    """Per member anchor, in ascending member order: the anchor and its ``size - 1`` nearest members,
+    anchor first (even among duplicates), then by distance, ties by index.
+
+    Args:
+        distances: the (N, N) Euclidean distances of ``features`` when already at hand (the numbers
+            ``cdist`` gives); otherwise computed among the members.
+    """
+    members = np.sort(np.asarray(members, dtype=np.int64))
+    if distances is None:
+        X = np.asarray(features, dtype=np.float64)
+        among = cdist(X[members], X[members])
+    else:
+        among = distances[np.ix_(members, members)]
+    out = []
+    for position in range(len(members)):
+        d = among[position].copy()
+        d[position] = -1.0
+        out.append([int(m) for m in members[np.argsort(d, kind="stable")[:size]]])
+    return out
 
 
 def neighbourhood_scores(
-    members: np.ndarray, features: np.ndarray, aff: np.ndarray, grid_size: int
+    members: np.ndarray,
+    features: np.ndarray,
+    aff: np.ndarray,
+    grid_size: int,
+    distances: np.ndarray | None = None,
 ) -> list[tuple[float, list[int]]]:
     """(score, neighbourhood) per member anchor, in member order; score = sum of Aff over the block."""
-    size = min(len(members), grid_size)
     out = []
-    for m in members:
-        block = neighbourhood(int(m), members, features, size)
+    for block in neighbourhoods(members, features, min(len(members), grid_size), distances):
         in_index_order = sorted(block)  # the same set gives the same float sum, whatever the anchor
         out.append((float(aff[np.ix_(in_index_order, in_index_order)].sum()), block))
     return out
 
 
+def tied_best(scored: list[tuple[float, list[int]]], rtol: float = 0.0) -> list[list[int]]:
+    """The neighbourhoods whose score is within ``rtol`` (relative) of the best, in the given order."""
+    best = max(score for score, _ in scored)
+    return [block for score, block in scored if score >= best - rtol * abs(best)]
+
+
 def best_neighbourhoods(
-    members: np.ndarray, features: np.ndarray, aff: np.ndarray, grid_size: int, rtol: float = 0.0
+    members: np.ndarray,
+    features: np.ndarray,
+    aff: np.ndarray,
+    grid_size: int,
+    rtol: float = 0.0,
+    distances: np.ndarray | None = None,
 ) -> list[list[int]]:
     """The neighbourhoods whose score is within ``rtol`` of the best, lowest anchor index first.
 
     With rtol = 0 the first is the paper's grid with ties broken by the lowest anchor index; a small
     rtol lists every grid a float implementation could pick among mathematically tied anchors.
     """
-    scored = neighbourhood_scores(np.sort(np.asarray(members, dtype=np.int64)), features, aff, grid_size)
-    best = max(score for score, _ in scored)
-    return [block for score, block in scored if score >= best - rtol * abs(best)]
+    return tied_best(neighbourhood_scores(members, features, aff, grid_size, distances), rtol)
 
 
 def grid(

@@ -1,4 +1,5 @@
-"""scripts/bench_rdx.py: its plain reference agrees exactly with the project's RDX; the CLI writes a table."""
+"""scripts/bench_rdx.py: its plain reference (tests/plain_rdx.py) agrees exactly with the project's RDX; the
+CLI writes a table."""
 
 from __future__ import annotations
 
@@ -111,12 +112,14 @@ def test_a_worker_that_dies_is_reported_as_failed(bench, tmp_path):
     assert bench.table_row(row)[2] == "failed"
 
 
-def test_plain_grid_breaks_score_ties_by_member_order(bench):
+def test_plain_reference_is_the_tests_one_and_breaks_grid_ties_by_member_order(bench):
+    plain = bench.plain_reference()
+    assert Path(plain.__file__) == Path(__file__).resolve().parent / "plain_rdx.py"
     # 4 points on a line, one cluster smaller than the grid: every anchor's block is the whole cluster
     X = np.array([[0.0], [1.0], [3.0], [7.0]])
-    E = np.abs(X - X.T)
     affinity = np.random.default_rng(0).uniform(0.5, 2.0, size=(4, 4))
     members = np.array([0, 1, 2, 3])
-    grid, ties = bench.plain_grid(members, E, affinity, grid_size=9, return_ties=True)
-    assert grid.tolist() == [0, 1, 2, 3] and len(ties) == 4
-    assert [b.tolist()[0] for b in ties] == [0, 1, 2, 3]
+    scored = plain.neighbourhood_scores(members, X, affinity, 9, distances=plain.distances(X))
+    ties = plain.tied_best(scored, bench.TIE_RTOL)
+    assert ties[0] == plain.tied_best(scored)[0] == [0, 1, 2, 3] and len(ties) == 4
+    assert [block[0] for block in ties] == [0, 1, 2, 3]

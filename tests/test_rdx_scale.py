@@ -14,7 +14,7 @@ from sklearn.metrics import adjusted_rand_score
 from rdx.methods import RDX, sparse_rdx
 from rdx.methods.grids import max_affinity, maximize_total_neighborhood_affinity
 from rdx.methods.neighbourhoods import neighbour_ranks_from_features
-from rdx.methods.rdx import order_clusters
+from rdx.methods.rdx import DifferenceGraph, ExactGraph, order_clusters
 
 
 def planted(seed: int = 0, per_cluster: int = 150, dim: int = 5):
@@ -273,6 +273,23 @@ def test_small_n_auto_takes_the_exact_path_unchanged():
     assert auto.explanation_.to_dict()["sides"] == exact.explanation_.to_dict()["sides"]
 
 
+def test_both_paths_are_difference_graphs_behind_the_same_estimator_interface():
+    X_A, X_B, _ = planted(seed=7, per_cluster=20)
+    graphs = {}
+    for path, graph_type in (("exact", ExactGraph), ("sparse", sparse_rdx.SparseGraph)):
+        model = RDX(n_concepts=2, gamma=0.05, device="cpu", path=path, n_neighbors=15).fit(X_A, X_B)
+        graphs[path] = model._graph
+        assert isinstance(model._graph, graph_type) and isinstance(model._graph, DifferenceGraph)
+        affinities = model.affinity_  # a mapping that computes each direction's matrix when looked up
+        assert list(affinities) == ["10", "01"] and len(affinities) == 2
+        np.testing.assert_array_equal(affinities["01"], model.affinity_matrix("01"))
+        with pytest.raises(KeyError):
+            affinities["11"]
+    assert graphs["exact"].info() == {} and set(graphs["sparse"].info()) == {"sparse"}
+    with pytest.raises(ValueError, match="sparse path's"):
+        graphs["exact"].difference_graph("10")
+
+
 def test_auto_choice_follows_n_and_the_memory_budget(monkeypatch):
     model = RDX()
     assert model.choose_path(1_000, 64)[0] == "exact"
@@ -329,7 +346,7 @@ def test_connectivity_warning_on_a_disconnected_union_graph(caplog):
     rng = np.random.default_rng(9)
     X = np.concatenate([rng.normal(size=(30, 3)), 100 + rng.normal(size=(30, 3))])
     X_B = X + rng.normal(scale=0.3, size=X.shape)
-    with caplog.at_level(logging.WARNING, logger="rdx.methods.rdx"):
+    with caplog.at_level(logging.WARNING, logger="rdx.methods.sparse_rdx"):
         model = RDX(path="sparse", n_concepts=2, n_neighbors=5, device="cpu").fit(X, X_B)
     assert "2 connected components" in caplog.text
     assert model.explanation_.info["sparse"]["graphs"]["both"]["union_components"] == 2

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 SIDES = ("A", "B")
+DIRECTION_TO_SIDE = {"10": "B", "01": "A"}  # RDX's directions and the side each explains
 
 
 @dataclass

@@ -9,13 +9,16 @@ Optional representation alignment and label guidance.
 Directions: "10" explains model B (groups B puts together and A does not; grids drawn in X_B), "01"
 explains model A (grids in X_A). In the shared ``Explanation`` they are sides "B" and "A".
 
-Two paths compute the same method. The exact path (this module) holds dense N x N matrices: at most
-about four (two rank matrices while the difference is built, then the difference and one affinity
-buffer), in ``dtype`` (float32 by default). The sparse path (``rdx.methods.sparse_rdx``) keeps only
-each model's top-K neighbours and the union of the two graphs exactly, gives every other pair its row's
-mean affinity to the other image's cell (a far-field model estimated from sampled distances) and
-clusters with a sparse eigensolver: O(N (K + cells)) memory, for N beyond ~20,000.
-``RDX(path="auto")`` picks exact while N <= 20,000 and its estimated peak fits the memory budget.
+Two paths compute the same method, behind one small protocol (``DifferenceGraph``: add a difference,
+cluster a direction, give its affinity block, info and the N x N matrices on request). The exact path
+(``ExactGraph``, this module) holds dense N x N matrices: at most about four (two rank matrices while
+the difference is built, then the difference and one affinity buffer), in ``dtype`` (float32 by
+default). The sparse path (``rdx.methods.sparse_rdx.SparseGraph``) keeps only each model's top-K
+neighbours and the union of the two graphs exactly, gives every other pair its row's mean affinity to
+the other image's cell (a far-field model estimated from sampled distances) and clusters with a sparse
+eigensolver: O(N (K + cells)) memory, for N beyond ~20,000. ``RDX(path="auto")`` picks exact while
+N <= 20,000 and its estimated peak fits the memory budget; ordering the clusters and choosing grids
+are the same code for both.
 
 Every function here takes arrays and plain parameters; nothing reads configs, files or loggers.
 """
@@ -24,17 +27,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import eigsh
+from sklearn.base import BaseEstimator
 from sklearn.cluster import k_means
 
 from rdx.methods import sparse_rdx
-from rdx.methods.explanation import Concept, Explanation
+from rdx.methods.explanation import DIRECTION_TO_SIDE, Concept, Explanation
 from rdx.methods.grids import GRID_STRATEGIES, AffinityBlock, ScalableAffinity, select_grid
 from rdx.methods.neighbourhoods import (
     DEFAULT_BLOCK_BYTES,
@@ -49,6 +54,8 @@ from rdx.methods.neighbourhoods import (
 
 __all__ = [
     "RDX",
+    "DifferenceGraph",
+    "ExactGraph",
     "neighbour_ranks",
     "pairwise_distances",
     "locally_biased_difference",
@@ -63,7 +70,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DIRECTION_TO_SIDE = {"10": "B", "01": "A"}
 DIFFERENCES = ("locally_biased", "standard")
 CLUSTERINGS = ("spectral", "pagerank", "eig_centrality")
 GUIDANCE = (None, "labels", "probe")
@@ -349,12 +355,170 @@ def order_clusters(
 
 
 # ------------------------------------------------------------------------------------------------
+# the two paths behind one interface
+# ------------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class DifferenceGraph(Protocol):
+    """What ``RDX.fit`` asks of a path: the difference graph of both directions, clusters, matrices.
+
+    Two implementations: ``ExactGraph`` (dense N x N matrices, below) and ``sparse_rdx.SparseGraph``
+    (both models' top-K graphs and a far-field model). The estimator chooses one (``RDX.choose_path``),
+    adds the differences, then per direction clusters, orders the clusters (``order_clusters``) and
+    selects grids through ``affinity_block``; nothing else in the estimator depends on the path.
+
+    A difference D_10 is built from one pair of representations (X_A, X_B): direction "10" (explains
+    model B) uses it as is, direction "01" (explains model A) negated, D_01 = -D_10.
+    """
+
+    def add_difference(self, X_A: np.ndarray, X_B: np.ndarray, directions: tuple[str, ...]) -> None:
+        """Build D_10 of X_A (N, d_A) and X_B (N, d_B) and serve it to each listed direction: ("10", "01")
+        for one shared difference, ("10",) or ("01",) for an aligned direction's own pair."""
+
+    def has_difference(self) -> bool:
+        """Whether any difference is non-zero (identical neighbourhoods give none)."""
+
+    def cluster(self, direction: str) -> np.ndarray:
+        """(N,) int64 cluster labels of the direction's affinity in arbitrary order (``order_clusters``
+        orders them); greedy clusterings use 0 for the images never assigned."""
+
+    def affinity_block(self, direction: str) -> AffinityBlock:
+        """Accessor (rows, cols) -> Aff[rows][:, cols], unsymmetrised; a ``grids.ScalableAffinity``
+        where dense blocks of large clusters would not fit."""
+
+    def difference_matrix(self, direction: str) -> np.ndarray:
+        """D for the direction, (N, N), a new array."""
+
+    def affinity_matrix(self, direction: str) -> np.ndarray:
+        """Aff = exp(-beta D) for the direction, (N, N), unsymmetrised, a new array."""
+
+    def difference_graph(self, direction: str) -> sp.csr_matrix:
+        """D on the pairs the path stores, (N, N) CSR."""
+
+    def info(self) -> dict[str, Any]:
+        """What the path adds to the explanation's info (the exact path: nothing)."""
+
+
+@dataclass(eq=False)
+class ExactGraph:
+    """The exact path: every difference a dense (N, N) array in ``dtype``; affinities made on request.
+
+    Holds one difference (two when aligned); clustering makes one N x N affinity buffer and consumes
+    it. Implements ``DifferenceGraph``; the parameters are ``RDX``'s of the same names (``gamma`` the
+    resolved temperature, ``n_clusters`` the clusters per direction, ``guide_labels`` the estimator's
+    ``guide_labels_``).
+    """
+
+    similarity: str
+    difference: str
+    normalize_difference: bool
+    local_scaling_neighbour: int
+    reference_compat: bool
+    guide_labels: dict[str, np.ndarray] | None = field(repr=False)
+    gamma: float
+    beta: float
+    clustering: str
+    n_clusters: int
+    cluster_size: int
+    dtype: str
+    device: str
+    random_state: int
+    differences: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict, init=False, repr=False)
+
+    def add_difference(self, X_A: np.ndarray, X_B: np.ndarray, directions: tuple[str, ...]) -> None:
+        """D_10 of one pair: similarities, guidance, then the difference."""
+        S_A, S_B = similarity_matrices(
+            X_A,
+            X_B,
+            kind=self.similarity,
+            dtype=self.dtype,
+            device=self.device,
+            local_scaling_neighbour=self.local_scaling_neighbour,
+            reference_compat=self.reference_compat,
+        )
+        if self.guide_labels is not None:
+            from rdx.methods.guidance import apply_guidance
+
+            S_A = apply_guidance(S_A, self.guide_labels["A"])
+            S_B = apply_guidance(S_B, self.guide_labels["B"])
+        if self.difference == "locally_biased":
+            difference = locally_biased_difference(S_A, S_B, self.gamma, dtype=self.dtype)
+        else:
+            difference = standard_difference(S_A, S_B, normalize=self.normalize_difference, dtype=self.dtype)
+        for direction in directions:
+            self.differences[direction] = (difference, 1.0 if direction == "10" else -1.0)
+
+    def has_difference(self) -> bool:
+        return any(np.any(matrix) for matrix, _ in self.differences.values())
+
+    def cluster(self, direction: str) -> np.ndarray:
+        buffer = self.affinity_matrix(direction)  # a fresh N x N array, consumed by the clustering
+        if self.clustering == "spectral":
+            return spectral_labels(buffer, self.n_clusters, self.random_state, in_place=True)
+        return centrality_clusters(buffer, self.n_clusters, self.clustering, self.cluster_size, in_place=True)
+
+    def affinity_block(self, direction: str) -> AffinityBlock:
+        matrix, sign = self.differences[direction]
+
+        def block(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+            return np.exp(-self.beta * sign * matrix[np.ix_(rows, cols)].astype(np.float64))
+
+        return block
+
+    def difference_matrix(self, direction: str) -> np.ndarray:
+        matrix, sign = self.differences[direction]
+        return matrix * sign if sign != 1.0 else matrix.copy()
+
+    def affinity_matrix(self, direction: str) -> np.ndarray:
+        matrix, sign = self.differences[direction]
+        largest = float(np.abs(matrix).max()) * self.beta
+        if largest > MAX_EXPONENT:
+            # Past ~e^80 the affinity overflows float32, and no eigensolver converges on such a matrix.
+            raise ValueError(
+                f"exp(-beta * D) overflows: max |beta * D| = {largest:.3g} > {MAX_EXPONENT:g}; normalise "
+                "the difference (normalize_difference=True) or lower beta"
+            )
+        exponent = -self.beta * sign
+        return _blockwise((matrix,), lambda d: torch.exp(exponent * d), matrix.dtype, DEFAULT_BLOCK_BYTES)
+
+    def difference_graph(self, direction: str) -> sp.csr_matrix:
+        raise ValueError("difference_graph is the sparse path's; this fit took the exact path")
+
+    def info(self) -> dict[str, Any]:
+        return {}
+
+
+class AffinityMatrices(Mapping[str, np.ndarray]):
+    """Both directions' N x N affinities, each computed when looked up and never stored (so listing an
+    estimator's attributes, as scikit-learn's HTML repr does, computes nothing)."""
+
+    def __init__(self, graph: DifferenceGraph) -> None:
+        self._graph = graph
+
+    def __getitem__(self, direction: str) -> np.ndarray:
+        if direction not in DIRECTION_TO_SIDE:
+            raise KeyError(direction)
+        return self._graph.affinity_matrix(direction)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(DIRECTION_TO_SIDE)
+
+    def __len__(self) -> int:
+        return len(DIRECTION_TO_SIDE)
+
+
+# ------------------------------------------------------------------------------------------------
 # the estimator
 # ------------------------------------------------------------------------------------------------
 
 
-class RDX:
+@dataclass(repr=False, eq=False, kw_only=True)
+class RDX(BaseEstimator):
     """RDX over two representations of the same images; defaults are the paper's.
+
+    A scikit-learn estimator: the parameters below are keyword-only dataclass fields (the generated
+    ``__init__`` only stores them), so ``get_params``, ``set_params`` and ``sklearn.base.clone`` work.
 
     Args:
         n_concepts: concepts shown per direction (k).
@@ -416,71 +580,39 @@ class RDX:
 
     name = "rdx"
 
-    def __init__(
-        self,
-        n_concepts: int = 3,
-        similarity: str = "neighborhood",
-        difference: str = "locally_biased",
-        normalize_difference: bool = False,
-        gamma: float | None = None,
-        gamma_scale: float = 80.0,
-        beta: float = 5.0,
-        clustering: str = "spectral",
-        null_cluster: bool = True,
-        cluster_size: int = 9,
-        grid_size: int = 9,
-        grid_strategy: str = "maximize_total_neighborhood_affinity",
-        local_scaling_neighbour: int = 7,
-        guidance: str | None = None,
-        align: bool = False,
-        alignment_steps: int = 100,
-        alignment_lr: float = 1e-3,
-        alignment_train_fraction: float = 0.7,
-        reference_compat: bool = False,
-        dtype: str = "float32",
-        device: str = "auto",
-        random_state: int = 0,
-        path: str = "auto",
-        n_neighbors: int = sparse_rdx.DEFAULT_NEIGHBOURS,
-        memory_budget_gb: float | None = None,
-        rank_estimate: str = "sampled",
-        rank_sample_size: int = sparse_rdx.RANK_SAMPLE_SIZE,
-        eigensolver: str = "lanczos",
-        background_cells: int | None = None,
-    ) -> None:
-        self.n_concepts = n_concepts
-        self.similarity = similarity
-        self.difference = difference
-        self.normalize_difference = normalize_difference
-        self.gamma = gamma
-        self.gamma_scale = gamma_scale
-        self.beta = beta
-        self.clustering = clustering
-        self.null_cluster = null_cluster
-        self.cluster_size = cluster_size
-        self.grid_size = grid_size
-        self.grid_strategy = grid_strategy
-        self.local_scaling_neighbour = local_scaling_neighbour
-        self.guidance = guidance
-        self.align = align
-        self.alignment_steps = alignment_steps
-        self.alignment_lr = alignment_lr
-        self.alignment_train_fraction = alignment_train_fraction
-        self.reference_compat = reference_compat
-        self.dtype = dtype
-        self.device = device
-        self.random_state = random_state
-        self.path = path
-        self.n_neighbors = n_neighbors
-        self.memory_budget_gb = memory_budget_gb
-        self.rank_estimate = rank_estimate
-        self.rank_sample_size = rank_sample_size
-        self.eigensolver = eigensolver
-        self.background_cells = background_cells
+    n_concepts: int = 3
+    similarity: str = "neighborhood"
+    difference: str = "locally_biased"
+    normalize_difference: bool = False
+    gamma: float | None = None
+    gamma_scale: float = 80.0
+    beta: float = 5.0
+    clustering: str = "spectral"
+    null_cluster: bool = True
+    cluster_size: int = 9
+    grid_size: int = 9
+    grid_strategy: str = "maximize_total_neighborhood_affinity"
+    local_scaling_neighbour: int = 7
+    guidance: str | None = None
+    align: bool = False
+    alignment_steps: int = 100
+    alignment_lr: float = 1e-3
+    alignment_train_fraction: float = 0.7
+    reference_compat: bool = False
+    dtype: str = "float32"
+    device: str = "auto"
+    random_state: int = 0
+    path: str = "auto"
+    n_neighbors: int = sparse_rdx.DEFAULT_NEIGHBOURS
+    memory_budget_gb: float | None = None
+    rank_estimate: str = "sampled"
+    rank_sample_size: int = sparse_rdx.RANK_SAMPLE_SIZE
+    eigensolver: str = "lanczos"
+    background_cells: int | None = None
 
     # -- parameters ------------------------------------------------------------------------------
 
-    def _validate_params(self) -> None:
+    def _check_params(self) -> None:
         choices = {
             "similarity": (self.similarity, SIMILARITIES),
             "difference": (self.difference, DIFFERENCES),
@@ -576,14 +708,19 @@ class RDX:
 
     # -- fitting ---------------------------------------------------------------------------------
 
+    # -- fitting ---------------------------------------------------------------------------------
+
     def fit(self, X_A: np.ndarray, X_B: np.ndarray, y: np.ndarray | None = None) -> RDX:
         """Find what each model groups together that the other separates.
+
+        Validate, choose the path, build its difference graph, then per direction cluster, order the
+        clusters and select their grids.
 
         Args:
             X_A: (N, d_A) and X_B: (N, d_B) features of the same images, same order. Not modified.
             y: (N,) labels, needed only for guidance.
         """
-        self._validate_params()
+        self._check_params()
         X_A, X_B = check_representations(X_A, X_B, min_samples=self.n_clusters + 1)
         n = X_A.shape[0]
         self.path_, self._path_reason = self.choose_path(n, max(X_A.shape[1], X_B.shape[1]))
@@ -591,63 +728,32 @@ class RDX:
         self.gamma_ = resolve_gamma(self.gamma, self.gamma_scale, n)
         self._features = {"A": X_A, "B": X_B}
         self.guide_labels_ = self._guide_labels(X_A, X_B, y)
-        self._union: dict[str, sparse_rdx.UnionRanks] = {}
-        self._cells: dict[str, np.ndarray] = {}
-        self._sparse_affinity: dict[str, sparse_rdx.SparseAffinity] = {}
-        self._spectral_info: dict[str, Any] = {}
         self.timings_: dict[str, float] = {}
         started = time.perf_counter()
-
-        if self.align:
-            from rdx.methods.alignment import fit_linear_alignment
-
-            keep = "last" if self.reference_compat else "best"
-            common = dict(
-                train_fraction=self.alignment_train_fraction,
-                steps=self.alignment_steps,
-                lr=self.alignment_lr,
-                random_state=self.random_state,
-                keep=keep,
-                device=resolve_device(self.device),
-            )
-            self.alignment_ = {
-                "10": fit_linear_alignment(X_A, X_B, **common),
-                "01": fit_linear_alignment(X_B, X_A, **common),
-            }
-            pairs = {
-                "10": (self.alignment_["10"].transform(X_A), X_B),
-                "01": (X_A, self.alignment_["01"].transform(X_B)),
-            }
-            # D_01 is the negated difference of its own pair (X_A, f_BA(X_B)).
-            self._differences = {
-                d: (self._difference_of(*pair, direction=d), 1.0 if d == "10" else -1.0)
-                for d, pair in pairs.items()
-            }
-        else:
-            difference = self._difference_of(X_A, X_B, direction="both")
-            self._differences = {"10": (difference, 1.0), "01": (difference, -1.0)}
+        self._graph = self._new_graph()
+        for (pair_A, pair_B), directions in self._representation_pairs(X_A, X_B):
+            self._graph.add_difference(pair_A, pair_B, directions)
         self.timings_["difference"] = time.perf_counter() - started
 
         concepts: dict[str, list[Concept]] = {"A": [], "B": []}
         null: dict[str, Concept | None] = {"A": None, "B": None}
         self.labels_, self.cluster_affinity_ = {}, {}
-        no_difference = not any(
-            np.any(matrix.data if sp.issparse(matrix) else matrix) for matrix, _ in self._differences.values()
-        )
-        if no_difference:
+        if not self._graph.has_difference():
             # Identical neighbourhoods: every affinity is 1 and any clustering would be arbitrary.
             log.warning("RDX: the two representations have identical neighbourhoods; no difference found")
             self.explanation_ = Explanation(self.name, concepts, null, info=self._info(n, True))
             return self
 
+        greedy = self.clustering != "spectral"  # label 0: the images a greedy clustering never assigned
+        has_null = greedy or self.null_cluster
         for direction, side in DIRECTION_TO_SIDE.items():
             started = time.perf_counter()
-            labels, means = self._cluster(direction)
+            raw = self._graph.cluster(direction)
+            block = self._graph.affinity_block(direction)
+            labels, means = order_clusters(block, raw, zero_is_rest=greedy)
             self.labels_[direction], self.cluster_affinity_[direction] = labels, means
             self.timings_[f"clustering_{direction}"] = time.perf_counter() - started
             started = time.perf_counter()
-            block = self.affinity_block(direction)
-            has_null = self.clustering != "spectral" or self.null_cluster
             for label in range(len(means)):
                 members = np.flatnonzero(labels == label)
                 if len(members) == 0:
@@ -669,6 +775,68 @@ class RDX:
         self.explanation_ = Explanation(self.name, concepts, null, info=self._info(n, False))
         return self
 
+    def _new_graph(self) -> DifferenceGraph:
+        """An empty difference graph of the chosen path, with what it needs of this fit's parameters."""
+        common = dict(
+            gamma=self.gamma_,
+            beta=self.beta,
+            n_clusters=self.n_clusters,
+            dtype=self.dtype,
+            device=self.device,
+            random_state=self.random_state,
+        )
+        if self.path_ == "sparse":
+            return sparse_rdx.SparseGraph(
+                features=self._features,
+                n_neighbors=self.n_neighbors,
+                rank_estimate=self.rank_estimate,
+                rank_sample_size=self.rank_sample_size,
+                background_cells=self.background_cells,
+                eigensolver=self.eigensolver,
+                **common,
+            )
+        return ExactGraph(
+            similarity=self.similarity,
+            difference=self.difference,
+            normalize_difference=self.normalize_difference,
+            local_scaling_neighbour=self.local_scaling_neighbour,
+            reference_compat=self.reference_compat,
+            guide_labels=self.guide_labels_,
+            clustering=self.clustering,
+            cluster_size=self.cluster_size,
+            **common,
+        )
+
+    def _representation_pairs(
+        self, X_A: np.ndarray, X_B: np.ndarray
+    ) -> list[tuple[tuple[np.ndarray, np.ndarray], tuple[str, ...]]]:
+        """The pairs of representations to take differences of, with the directions each serves.
+
+        Unaligned: (X_A, X_B) for both directions. Aligned (sets ``alignment_``): (f_AB(X_A), X_B) for
+        direction 10 and (X_A, f_BA(X_B)) for direction 01.
+        """
+        if not self.align:
+            return [((X_A, X_B), ("10", "01"))]
+        from rdx.methods.alignment import fit_linear_alignment
+
+        keep = "last" if self.reference_compat else "best"
+        common = dict(
+            train_fraction=self.alignment_train_fraction,
+            steps=self.alignment_steps,
+            lr=self.alignment_lr,
+            random_state=self.random_state,
+            keep=keep,
+            device=resolve_device(self.device),
+        )
+        self.alignment_ = {
+            "10": fit_linear_alignment(X_A, X_B, **common),
+            "01": fit_linear_alignment(X_B, X_A, **common),
+        }
+        return [
+            ((self.alignment_["10"].transform(X_A), X_B), ("10",)),
+            ((X_A, self.alignment_["01"].transform(X_B)), ("01",)),
+        ]
+
     def _guide_labels(self, X_A: np.ndarray, X_B: np.ndarray, y: np.ndarray | None) -> dict | None:
         if self.guidance is None:
             return None
@@ -686,149 +854,31 @@ class RDX:
             for side, X in (("A", X_A), ("B", X_B))
         }
 
-    def _difference_of(self, X_A: np.ndarray, X_B: np.ndarray, direction: str) -> np.ndarray | sp.csr_matrix:
-        """D_10 for one pair of representations: similarities, guidance, then the difference.
-
-        On the sparse path, the (N, N) CSR difference on the union of the two top-K graphs; its ranks
-        are kept for ``direction`` ("10", "01" or "both": the grids' neighbour lists).
-        """
-        if self.path_ == "sparse":
-            n_cells = self.background_cells or sparse_rdx.default_cells(X_A.shape[0])
-            cells = sparse_rdx.joint_cells(
-                X_A, X_B, n_cells, random_state=self.random_state, device=self.device
-            )
-            union = sparse_rdx.union_neighbour_ranks(
-                X_A,
-                X_B,
-                n_neighbors=self.n_neighbors,
-                rank_estimate=self.rank_estimate,
-                sample_size=self.rank_sample_size,
-                far_field=sparse_rdx.FarField(cells, self.gamma_, self.beta),
-                dtype=self.dtype,
-                device=self.device,
-                random_state=self.random_state,
-            )
-            components, _ = sparse_rdx.union_graph_components(union)
-            union.info["union_components"] = int(components)
-            if components > 1:
-                log.warning(
-                    "RDX sparse path: the union of the two %d-neighbour graphs has %d connected components; "
-                    "images in different components are linked only through the far-field model (mean "
-                    "affinities between cells), so clusters tend to follow the components. Raise "
-                    "n_neighbors to connect them.",
-                    union.n_neighbors,
-                    components,
-                )
-            for d in ("10", "01") if direction == "both" else (direction,):
-                self._union[d], self._cells[d] = union, cells
-            return sparse_rdx.sparse_locally_biased_difference(union, self.gamma_)
-        S_A, S_B = similarity_matrices(
-            X_A,
-            X_B,
-            kind=self.similarity,
-            dtype=self.dtype,
-            device=self.device,
-            local_scaling_neighbour=self.local_scaling_neighbour,
-            reference_compat=self.reference_compat,
-        )
-        if self.guide_labels_ is not None:
-            from rdx.methods.guidance import apply_guidance
-
-            S_A = apply_guidance(S_A, self.guide_labels_["A"])
-            S_B = apply_guidance(S_B, self.guide_labels_["B"])
-        if self.difference == "locally_biased":
-            return locally_biased_difference(S_A, S_B, self.gamma_, dtype=self.dtype)
-        return standard_difference(S_A, S_B, normalize=self.normalize_difference, dtype=self.dtype)
-
-    def _cluster(self, direction: str) -> tuple[np.ndarray, np.ndarray]:
-        if self.path_ == "sparse":
-            affinity = self.affinity_block(direction)
-            raw, self._spectral_info[direction] = sparse_rdx.sparse_spectral_labels(
-                affinity,
-                self.n_clusters,
-                self.random_state,
-                eigensolver=self.eigensolver,
-                device=self.device,
-            )
-            return order_clusters(affinity, raw)
-        buffer = self.affinity_matrix(direction)  # a fresh N x N array, consumed by the clustering
-        if self.clustering == "spectral":
-            raw = spectral_labels(buffer, self.n_clusters, self.random_state, in_place=True)
-            zero_is_rest = False
-        else:
-            raw = centrality_clusters(
-                buffer, self.n_concepts, self.clustering, self.cluster_size, in_place=True
-            )
-            zero_is_rest = True
-        del buffer
-        return order_clusters(self.affinity_block(direction), raw, zero_is_rest=zero_is_rest)
-
     # -- the N x N matrices, on request ------------------------------------------------------------
 
     def difference_graph(self, direction: str) -> sp.csr_matrix:
         """Sparse path: D for a direction on the union pairs, (N, N) CSR (far pairs are not stored)."""
-        matrix, sign = self._differences[direction]
-        if not sp.issparse(matrix):
-            raise ValueError("difference_graph is the sparse path's; this fit took the exact path")
-        return (matrix * sign).tocsr()
+        return self._graph.difference_graph(direction)
 
     def difference_matrix(self, direction: str) -> np.ndarray:
         """D for a direction ("10" or "01"), (N, N). Unaligned, D_01 = -D_10."""
-        matrix, sign = self._differences[direction]
-        if sp.issparse(matrix):
-            return self.difference_graph(direction).toarray()
-        return matrix * sign if sign != 1.0 else matrix.copy()
+        return self._graph.difference_matrix(direction)
 
     def affinity_matrix(self, direction: str) -> np.ndarray:
         """Aff = exp(-beta D) for a direction, (N, N), unsymmetrised. Unaligned, Aff_01 = 1 / Aff_10."""
-        matrix, sign = self._differences[direction]
-        if sp.issparse(matrix):
-            everyone = np.arange(matrix.shape[0])
-            return self.affinity_block(direction)(everyone, everyone)
-        largest = float(np.abs(matrix).max()) * self.beta
-        if largest > MAX_EXPONENT:
-            # Past ~e^80 the affinity overflows float32, and no eigensolver converges on such a matrix.
-            raise ValueError(
-                f"exp(-beta * D) overflows: max |beta * D| = {largest:.3g} > {MAX_EXPONENT:g}; normalise "
-                "the difference (normalize_difference=True) or lower beta"
-            )
-        exponent = -self.beta * sign
-        return _blockwise((matrix,), lambda d: torch.exp(exponent * d), matrix.dtype, DEFAULT_BLOCK_BYTES)
+        return self._graph.affinity_matrix(direction)
 
     def affinity_block(self, direction: str) -> AffinityBlock:
         """Accessor (rows, cols) -> Aff[rows][:, cols] without forming the N x N affinity.
 
         On the sparse path a ``sparse_rdx.SparseAffinity`` (also a ``grids.ScalableAffinity``).
         """
-        matrix, sign = self._differences[direction]
-        if sp.issparse(matrix):
-            if direction in self._sparse_affinity:
-                return self._sparse_affinity[direction]
-            side = DIRECTION_TO_SIDE[direction]
-            union, cells = self._union[direction], self._cells[direction]
-            # unaligned, D_01 = -D_10 on the same pairs; aligned, each direction has its own D_10 and
-            # takes the background of its sign
-            background = union.background["10" if sign > 0 else "01"]
-            self._sparse_affinity[direction] = sparse_rdx.SparseAffinity(
-                matrix,
-                self.beta,
-                sign,
-                cells=cells,
-                background=background,
-                neighbours=union.neighbours_B if side == "B" else union.neighbours_A,
-                features=self._features[side],
-            )
-            return self._sparse_affinity[direction]
-
-        def block(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-            return np.exp(-self.beta * sign * matrix[np.ix_(rows, cols)].astype(np.float64))
-
-        return block
+        return self._graph.affinity_block(direction)
 
     @property
-    def affinity_(self) -> dict[str, np.ndarray]:
-        """Both directions' affinities (computed on access: 2 N x N arrays)."""
-        return {direction: self.affinity_matrix(direction) for direction in DIRECTION_TO_SIDE}
+    def affinity_(self) -> AffinityMatrices:
+        """Both directions' affinities, {"10": (N, N), "01": (N, N)}, each computed when looked up."""
+        return AffinityMatrices(self._graph)
 
     def _info(self, n: int, no_difference: bool) -> dict[str, Any]:
         info: dict[str, Any] = {
@@ -847,9 +897,8 @@ class RDX:
             "no_difference": no_difference,
             "path": self.path_,
             "path_reason": self._path_reason,
+            **self._graph.info(),
         }
-        if self.path_ == "sparse":
-            info["sparse"] = self._sparse_info()
         if self.align:
             info["alignment"] = {
                 direction: {
@@ -863,11 +912,3 @@ class RDX:
                 for direction, result in self.alignment_.items()
             }
         return info
-
-    def _sparse_info(self) -> dict[str, Any]:
-        """The sparse path's record: the union graph per difference and the eigensolver per direction."""
-        graphs = {}
-        for direction, union in self._union.items():
-            key = "both" if self._union.get("10") is self._union.get("01") else direction
-            graphs.setdefault(key, dict(union.info))
-        return {"graphs": graphs, "spectral": dict(self._spectral_info)}

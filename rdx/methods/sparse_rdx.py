@@ -29,6 +29,9 @@ nearest neighbours, exactly, and models every other pair coarsely.
    sparse correction, never a dense matrix larger than |C| x |C| for small clusters (see
    ``SparseAffinity.member_neighbourhoods`` for large ones).
 
+``SparseGraph`` holds these steps' results for one fit and is what ``RDX`` sees of this path (the
+``DifferenceGraph`` protocol of ``rdx.methods.rdx``, which the exact path's ``ExactGraph`` implements too).
+
 What is approximated, stated once: far pairs get their row's mean affinity to the other image's cell,
 estimated from sampled columns, and ranks beyond a model's top-K are estimated unless
 ``rank_estimate="exact"``. ``scripts/bench_scale.py`` measures the agreement with the exact path
@@ -51,6 +54,7 @@ from scipy.sparse.linalg import LinearOperator, eigsh, lobpcg
 from sklearn.cluster import k_means
 from tqdm.auto import tqdm
 
+from rdx.methods.explanation import DIRECTION_TO_SIDE
 from rdx.methods.neighbourhoods import (
     _centred,
     resolve_device,
@@ -839,6 +843,127 @@ def sparse_spectral_labels(
     embedding = vectors * operator.scale[:, None]
     _, labels, _ = k_means(embedding, n_clusters, random_state=generator, n_init=10)
     return labels.astype(np.int64), info
+
+
+# ------------------------------------------------------------------------------------------------
+# the sparse path's graph of both directions
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class SparseGraph:
+    """The sparse path as ``rdx.methods.rdx.DifferenceGraph``: per difference, joint cells, the union
+    of both top-K graphs with both ranks and the far field (``union_neighbour_ranks``), D_10 on the union
+    pairs; per direction a ``SparseAffinity`` and spectral clustering of it (``sparse_spectral_labels``).
+
+    The parameters are ``RDX``'s of the same names (``gamma`` the resolved temperature, ``n_clusters``
+    the clusters per direction); ``features`` ({"A": (N, d_A), "B": (N, d_B)}) are the explained
+    models' features, for the grids of large clusters.
+    """
+
+    features: dict[str, np.ndarray] = field(repr=False)
+    n_neighbors: int
+    rank_estimate: str
+    rank_sample_size: int
+    background_cells: int | None
+    eigensolver: str
+    gamma: float
+    beta: float
+    n_clusters: int
+    dtype: str
+    device: str
+    random_state: int
+    differences: dict[str, tuple[sp.csr_matrix, float]] = field(default_factory=dict, init=False, repr=False)
+    unions: dict[str, UnionRanks] = field(default_factory=dict, init=False, repr=False)
+    cells: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+    affinities: dict[str, SparseAffinity] = field(default_factory=dict, init=False, repr=False)
+    spectral: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
+
+    def add_difference(self, X_A: np.ndarray, X_B: np.ndarray, directions: tuple[str, ...]) -> None:
+        """D_10 of one pair on the union of its two top-K graphs, (N, N) CSR; the union's ranks and
+        cells are kept for the directions (their grids' neighbour lists and far field)."""
+        n_cells = self.background_cells or default_cells(X_A.shape[0])
+        cells = joint_cells(X_A, X_B, n_cells, random_state=self.random_state, device=self.device)
+        union = union_neighbour_ranks(
+            X_A,
+            X_B,
+            n_neighbors=self.n_neighbors,
+            rank_estimate=self.rank_estimate,
+            sample_size=self.rank_sample_size,
+            far_field=FarField(cells, self.gamma, self.beta),
+            dtype=self.dtype,
+            device=self.device,
+            random_state=self.random_state,
+        )
+        components, _ = union_graph_components(union)
+        union.info["union_components"] = int(components)
+        if components > 1:
+            log.warning(
+                "RDX sparse path: the union of the two %d-neighbour graphs has %d connected components; "
+                "images in different components are linked only through the far-field model (mean "
+                "affinities between cells), so clusters tend to follow the components. Raise "
+                "n_neighbors to connect them.",
+                union.n_neighbors,
+                components,
+            )
+        difference = sparse_locally_biased_difference(union, self.gamma)
+        for direction in directions:
+            self.differences[direction] = (difference, 1.0 if direction == "10" else -1.0)
+            self.unions[direction], self.cells[direction] = union, cells
+
+    def has_difference(self) -> bool:
+        return any(np.any(matrix.data) for matrix, _ in self.differences.values())
+
+    def cluster(self, direction: str) -> np.ndarray:
+        labels, self.spectral[direction] = sparse_spectral_labels(
+            self.affinity_block(direction),
+            self.n_clusters,
+            self.random_state,
+            eigensolver=self.eigensolver,
+            device=self.device,
+        )
+        return labels
+
+    def affinity_block(self, direction: str) -> SparseAffinity:
+        """The direction's ``SparseAffinity`` (built once)."""
+        if direction not in self.affinities:
+            matrix, sign = self.differences[direction]
+            side = DIRECTION_TO_SIDE[direction]
+            union = self.unions[direction]
+            # unaligned, D_01 = -D_10 on the same pairs; aligned, each direction has its own D_10 and
+            # takes the background of its sign
+            self.affinities[direction] = SparseAffinity(
+                matrix,
+                self.beta,
+                sign,
+                cells=self.cells[direction],
+                background=union.background["10" if sign > 0 else "01"],
+                neighbours=union.neighbours_B if side == "B" else union.neighbours_A,
+                features=self.features[side],
+            )
+        return self.affinities[direction]
+
+    def difference_graph(self, direction: str) -> sp.csr_matrix:
+        matrix, sign = self.differences[direction]
+        return (matrix * sign).tocsr()
+
+    def difference_matrix(self, direction: str) -> np.ndarray:
+        """Dense, with far pairs at 0 (only for N that fits)."""
+        return self.difference_graph(direction).toarray()
+
+    def affinity_matrix(self, direction: str) -> np.ndarray:
+        """Dense, far pairs from the far-field model (only for N that fits)."""
+        everyone = np.arange(self.differences[direction][0].shape[0])
+        return self.affinity_block(direction)(everyone, everyone)
+
+    def info(self) -> dict[str, Any]:
+        """{"sparse": the union graph per difference ("both" when the directions share one) and the
+        eigensolver's record per direction}."""
+        graphs = {}
+        for direction, union in self.unions.items():
+            key = "both" if self.unions.get("10") is self.unions.get("01") else direction
+            graphs.setdefault(key, dict(union.info))
+        return {"sparse": {"graphs": graphs, "spectral": dict(self.spectral)}}
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""What the baselines share: fitting one decomposition per model and turning it into concepts.
+"""What the baselines share: their parameters, fitting one decomposition per model, and concepts.
+
+Every baseline is a scikit-learn estimator (``Baseline``): its parameters are dataclass fields, so the
+generated ``__init__`` only stores them under their own names and ``get_params``, ``set_params`` and
+``sklearn.base.clone`` work. They are keyword-only (subclasses add fields after the shared ones, so a
+positional order would mean little), and scikit-learn's ``repr`` and identity equality are kept.
 
 A per-model baseline implements ``concepts_for(X) -> list[Concept]`` for one representation; the base
 class fits it on each side, checks inputs and parameters, and returns the shared ``Explanation``.
@@ -7,9 +12,11 @@ Joint baselines (USAE, NLMCD) implement ``fit`` themselves and reuse the helpers
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from rdx.methods.explanation import Concept, Explanation
 from rdx.methods.grids import top_activations
@@ -50,19 +57,30 @@ def concepts_from_activations(
     return concepts
 
 
-class PerModelBaseline:
-    """Base for baselines fitted on each model separately; subclasses define ``concepts_for``.
+@dataclass(repr=False, eq=False, kw_only=True)
+class Baseline(BaseEstimator):
+    """The parameters every baseline has; subclasses add theirs as fields (same decorator) and set ``name``.
 
-    Subclasses store their parameters in ``__init__`` (scikit-learn style) and set ``name``.
-    ``fit`` never modifies X_A or X_B: subclasses receive read-only views.
+    Args:
+        n_concepts: k, concepts per side.
+        grid_size: images per concept grid.
+        random_state: seeds whatever the method draws at random.
     """
 
     name = "baseline"
-    needs_features = True  # k <= d (PCA, NMF); clustering methods set False
 
-    n_concepts: int
-    grid_size: int
-    random_state: int
+    n_concepts: int = 3
+    grid_size: int = 9
+    random_state: int = 0
+
+
+class PerModelBaseline(Baseline):
+    """Base for baselines fitted on each model separately; subclasses define ``concepts_for``.
+
+    ``fit`` never modifies X_A or X_B: subclasses receive read-only views.
+    """
+
+    needs_features = True  # k <= d (PCA, NMF); clustering methods set False
 
     def concepts_for(self, X: np.ndarray) -> tuple[list[Concept], dict[str, Any]]:
         """Concepts (and diagnostics) for one representation X (N, d)."""

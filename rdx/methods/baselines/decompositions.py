@@ -23,6 +23,7 @@ CONVEX_NMF_INIT_OFFSET = 0.2
 _TINY = np.finfo(np.float64).tiny
 
 
+@dataclass(repr=False, eq=False, kw_only=True)
 class PCABaseline(PerModelBaseline):
     """PCA per model: concept i is principal component i, shown by the images with the highest scores.
 
@@ -40,11 +41,6 @@ class PCABaseline(PerModelBaseline):
     name = "pca"
     needs_features = True
 
-    def __init__(self, n_concepts: int = 3, grid_size: int = 9, random_state: int = 0):
-        self.n_concepts = n_concepts
-        self.grid_size = grid_size
-        self.random_state = random_state
-
     def concepts_for(self, X: np.ndarray) -> tuple[list[Concept], dict[str, Any]]:
         model = PCA(n_components=self.n_concepts, random_state=self.random_state)
         scores = model.fit_transform(np.array(X, dtype=np.float64))  # (N, k), centred projections
@@ -52,6 +48,7 @@ class PCABaseline(PerModelBaseline):
         return concepts_from_activations(scores, self.grid_size), info
 
 
+@dataclass(repr=False, eq=False, kw_only=True)
 class NMFBaseline(PerModelBaseline):
     """scikit-learn NMF per model, X (N, d) >= 0 approximated by W H with W (N, k), H (k, d) >= 0.
 
@@ -70,19 +67,8 @@ class NMFBaseline(PerModelBaseline):
     name = "nmf"
     needs_features = True
 
-    def __init__(
-        self,
-        n_concepts: int = 3,
-        grid_size: int = 9,
-        random_state: int = 0,
-        max_iter: int = 500,
-        tol: float = 1e-4,
-    ):
-        self.n_concepts = n_concepts
-        self.grid_size = grid_size
-        self.random_state = random_state
-        self.max_iter = max_iter
-        self.tol = tol
+    max_iter: int = 500
+    tol: float = 1e-4
 
     def validate(self, X: np.ndarray) -> None:
         n_negative = int(np.count_nonzero(X < 0))
@@ -229,6 +215,7 @@ def convex_nmf(
     return ConvexNMFResult(weights / scale, coefficients * scale, objective, objectives, n_iter, converged)
 
 
+@dataclass(repr=False, eq=False, kw_only=True)
 class ConvexNMFBaseline(PerModelBaseline):
     """Convex NMF per model (``convex_nmf``), for signed features: concept j is column j of G.
 
@@ -248,21 +235,9 @@ class ConvexNMFBaseline(PerModelBaseline):
     name = "cnmf"
     needs_features = True
 
-    def __init__(
-        self,
-        n_concepts: int = 3,
-        grid_size: int = 9,
-        random_state: int = 0,
-        max_iter: int = 200,
-        tol: float = 1e-4,
-        n_init: int = 10,
-    ):
-        self.n_concepts = n_concepts
-        self.grid_size = grid_size
-        self.random_state = random_state
-        self.max_iter = max_iter
-        self.tol = tol
-        self.n_init = n_init
+    max_iter: int = 200
+    tol: float = 1e-4
+    n_init: int = 10
 
     def concepts_for(self, X: np.ndarray) -> tuple[list[Concept], dict[str, Any]]:
         clusters, _ = kmeans_clusters(X, self.n_concepts, self.random_state, self.n_init)

@@ -6,6 +6,7 @@ The size-ordered k-means clustering here is also the initialisation of convex NM
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,7 @@ def kmeans_clusters(
     return clusters_by_size(model.labels_, n_clusters), float(model.inertia_)
 
 
+@dataclass(repr=False, eq=False, kw_only=True)
 class KMeansBaseline(PerModelBaseline):
     """k-means on each model's features separately (RDX_METHOD.md section 2).
 
@@ -59,11 +61,7 @@ class KMeansBaseline(PerModelBaseline):
     name = "kmeans"
     needs_features = False
 
-    def __init__(self, n_concepts: int = 3, grid_size: int = 9, random_state: int = 0, n_init: int = 10):
-        self.n_concepts = n_concepts
-        self.grid_size = grid_size
-        self.random_state = random_state
-        self.n_init = n_init
+    n_init: int = 10
 
     def concepts_for(self, X: np.ndarray) -> tuple[list[Concept], dict[str, Any]]:
         clusters, inertia = kmeans_clusters(X, self.n_concepts, self.random_state, self.n_init)

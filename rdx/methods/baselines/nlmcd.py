@@ -26,12 +26,13 @@ on 2 CPU cores); later calls are fast.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sklearn.cluster import HDBSCAN
 
-from rdx.methods.baselines.base import check_n_concepts
+from rdx.methods.baselines.base import Baseline, check_n_concepts
 from rdx.methods.explanation import Concept, Explanation
 from rdx.methods.grids import select_grid
 from rdx.methods.rdx import check_representations
@@ -124,7 +125,8 @@ def most_disagreeing_clusters(labels: np.ndarray, disagreement: dict[int, float]
     return sorted(clusters, key=lambda c: (-disagreement[c], -sizes[c], c))[:k]
 
 
-class NLMCDBaseline:
+@dataclass(repr=False, eq=False, kw_only=True)
+class NLMCDBaseline(Baseline):
     """UMAP + HDBSCAN per model; per side the k clusters the other model splits the most.
 
     Parameters:
@@ -143,21 +145,9 @@ class NLMCDBaseline:
 
     name = "nlmcd"
 
-    def __init__(
-        self,
-        n_concepts: int = 3,
-        grid_size: int = 9,
-        n_components: int = 50,
-        n_neighbors: int = 15,
-        min_cluster_size: int = 10,
-        random_state: int = 0,
-    ) -> None:
-        self.n_concepts = n_concepts
-        self.grid_size = grid_size
-        self.n_components = n_components
-        self.n_neighbors = n_neighbors
-        self.min_cluster_size = min_cluster_size
-        self.random_state = random_state
+    n_components: int = 50
+    n_neighbors: int = 15
+    min_cluster_size: int = 10
 
     def _check_params(self, n_samples: int) -> None:
         _check_int("grid_size", self.grid_size, 1)

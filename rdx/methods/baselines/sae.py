@@ -30,7 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from rdx.devices import resolve_device
-from rdx.methods.baselines.base import PerModelBaseline, check_n_concepts, concepts_from_activations
+from rdx.methods.baselines.base import Baseline, PerModelBaseline, check_n_concepts, concepts_from_activations
 from rdx.methods.explanation import SIDES, Concept, Explanation
 from rdx.methods.rdx import check_representations
 
@@ -271,33 +271,70 @@ class FittedAutoencoder:
         return _encode_all(self.autoencoder.encode, _as_tensor(Z, torch.device("cpu")))
 
 
-def _check_training_params(
-    epochs: int, batch_size: int | None, learning_rate: float, cpu_threads: int | None
-) -> None:
-    if not isinstance(epochs, int | np.integer) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if batch_size is not None and (not isinstance(batch_size, int | np.integer) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive integer or None (full batch), got {batch_size!r}")
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
-    if cpu_threads is not None and (not isinstance(cpu_threads, int | np.integer) or cpu_threads < 1):
-        raise ValueError(f"cpu_threads must be a positive integer or None, got {cpu_threads!r}")
+@dataclass(repr=False, eq=False, kw_only=True)
+class AutoencoderTraining:
+    """The training parameters of every SAE baseline (fields mixed into their estimators).
+
+    Args:
+        epochs: passes over the images.
+        batch_size: rows per Adam step; None trains full-batch.
+        learning_rate: Adam's step size.
+        device: "auto", "cpu" or "cuda" for training and encoding.
+        progress: show a progress bar over the epochs.
+        cpu_threads: torch CPU threads while training (see :func:`limited_cpu_threads`); None keeps
+            torch's setting.
+    """
+
+    epochs: int = 300
+    batch_size: int | None = 4096
+    learning_rate: float = 1e-2
+    device: str = "auto"
+    progress: bool = True
+    cpu_threads: int | None = 1
+
+    def _check_training_params(self) -> None:
+        if not isinstance(self.epochs, int | np.integer) or self.epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
+        if self.batch_size is not None and (
+            not isinstance(self.batch_size, int | np.integer) or self.batch_size < 1
+        ):
+            raise ValueError(
+                f"batch_size must be a positive integer or None (full batch), got {self.batch_size!r}"
+            )
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
+        if self.cpu_threads is not None and (
+            not isinstance(self.cpu_threads, int | np.integer) or self.cpu_threads < 1
+        ):
+            raise ValueError(f"cpu_threads must be a positive integer or None, got {self.cpu_threads!r}")
+
+    def _train(
+        self,
+        module: SparseAutoencoder | UniversalSparseAutoencoder,
+        inputs: list[torch.Tensor],
+        generator: torch.Generator,
+    ) -> list[float]:
+        """:func:`train_autoencoder` with these parameters; the mean loss of each epoch."""
+        return train_autoencoder(
+            module,
+            inputs,
+            self.epochs,
+            self.batch_size,
+            self.learning_rate,
+            generator,
+            self.progress,
+            self.name,
+        )
 
 
-class _PerModelAutoencoderBaseline(PerModelBaseline):
+@dataclass(repr=False, eq=False, kw_only=True)
+class _PerModelAutoencoderBaseline(AutoencoderTraining, PerModelBaseline):
     """Shared fit of the per-model SAEs: standardise, train, encode the same standardised inputs.
 
     Subclasses define ``_autoencoder(n_features, generator)``, ``_latents(codes)`` (which columns become
     concepts) and ``_check_params()``. After ``fit``, ``fitted_`` maps each side to a
     :class:`FittedAutoencoder`.
     """
-
-    epochs: int
-    batch_size: int | None
-    learning_rate: float
-    device: str
-    progress: bool
-    cpu_threads: int | None
 
     def _autoencoder(self, n_features: int, generator: torch.Generator) -> SparseAutoencoder:
         raise NotImplementedError
@@ -306,7 +343,7 @@ class _PerModelAutoencoderBaseline(PerModelBaseline):
         raise NotImplementedError
 
     def _check_params(self) -> None:
-        _check_training_params(self.epochs, self.batch_size, self.learning_rate, self.cpu_threads)
+        self._check_training_params()
 
     def validate(self, X: np.ndarray) -> None:
         self._check_params()
@@ -327,16 +364,7 @@ class _PerModelAutoencoderBaseline(PerModelBaseline):
         autoencoder = self._autoencoder(Z.shape[1], generator).to(device)
         inputs = _as_tensor(Z, device)
         with limited_cpu_threads(device, self.cpu_threads):
-            losses = train_autoencoder(
-                autoencoder,
-                [inputs],
-                self.epochs,
-                self.batch_size,
-                self.learning_rate,
-                generator,
-                self.progress,
-                self.name,
-            )
+            losses = self._train(autoencoder, [inputs], generator)
             codes = _encode_all(autoencoder.encode, inputs)
             with torch.no_grad():
                 mse = float(F.mse_loss(autoencoder.decode(autoencoder.encode(inputs)), inputs))
@@ -354,6 +382,7 @@ class _PerModelAutoencoderBaseline(PerModelBaseline):
         return concepts, info
 
 
+@dataclass(repr=False, eq=False, kw_only=True)
 class SAEBaseline(_PerModelAutoencoderBaseline):
     """L1 sparse autoencoder with k = n_concepts latents per model; each latent is one concept.
 
@@ -373,29 +402,7 @@ class SAEBaseline(_PerModelAutoencoderBaseline):
     name = "sae"
     needs_features = True  # k latents <= d: an undercomplete dictionary, as in the paper's table
 
-    def __init__(
-        self,
-        n_concepts: int = 3,
-        l1_coefficient: float = 0.01,
-        epochs: int = 300,
-        batch_size: int | None = 4096,
-        learning_rate: float = 1e-2,
-        grid_size: int = 9,
-        device: str = "auto",
-        progress: bool = True,
-        cpu_threads: int | None = 1,
-        random_state: int = 0,
-    ) -> None:
-        self.n_concepts = n_concepts
-        self.l1_coefficient = l1_coefficient
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.grid_size = grid_size
-        self.device = device
-        self.progress = progress
-        self.cpu_threads = cpu_threads
-        self.random_state = random_state
+    l1_coefficient: float = 0.01
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -411,6 +418,7 @@ class SAEBaseline(_PerModelAutoencoderBaseline):
         return list(range(codes.shape[1]))
 
 
+@dataclass(repr=False, eq=False, kw_only=True)
 class TopKSAEBaseline(_PerModelAutoencoderBaseline):
     """Top-k sparse autoencoder with ``n_latents`` (50) latents per model; k concepts kept.
 
@@ -425,31 +433,8 @@ class TopKSAEBaseline(_PerModelAutoencoderBaseline):
     name = "topk_sae"
     needs_features = False  # the dictionary may be overcomplete: k <= n_latents is what matters
 
-    def __init__(
-        self,
-        n_concepts: int = 3,
-        n_latents: int = 50,
-        top_k: int | None = None,
-        epochs: int = 300,
-        batch_size: int | None = 4096,
-        learning_rate: float = 1e-2,
-        grid_size: int = 9,
-        device: str = "auto",
-        progress: bool = True,
-        cpu_threads: int | None = 1,
-        random_state: int = 0,
-    ) -> None:
-        self.n_concepts = n_concepts
-        self.n_latents = n_latents
-        self.top_k = top_k
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.grid_size = grid_size
-        self.device = device
-        self.progress = progress
-        self.cpu_threads = cpu_threads
-        self.random_state = random_state
+    n_latents: int = 50
+    top_k: int | None = None
 
     @property
     def active(self) -> int:
@@ -514,7 +499,8 @@ def firing_entropy_over_images(codes: np.ndarray) -> np.ndarray:
     return entropy
 
 
-class UniversalSAEBaseline:
+@dataclass(repr=False, eq=False, kw_only=True)
+class UniversalSAEBaseline(AutoencoderTraining, Baseline):
     """Universal SAE shared by both models; per model the k latents with the lowest firing entropy.
 
     One :class:`UniversalSparseAutoencoder` with ``expansion`` * max(d_A, d_B) shared latents and
@@ -539,36 +525,13 @@ class UniversalSAEBaseline:
 
     name = "usae"
 
-    def __init__(
-        self,
-        n_concepts: int = 3,
-        expansion: int = 8,
-        top_k: int = 32,
-        firing_entropy: str = "models",
-        epochs: int = 300,
-        batch_size: int | None = 4096,
-        learning_rate: float = 5e-3,
-        grid_size: int = 9,
-        device: str = "auto",
-        progress: bool = True,
-        cpu_threads: int | None = 1,
-        random_state: int = 0,
-    ) -> None:
-        self.n_concepts = n_concepts
-        self.expansion = expansion
-        self.top_k = top_k
-        self.firing_entropy = firing_entropy
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.grid_size = grid_size
-        self.device = device
-        self.progress = progress
-        self.cpu_threads = cpu_threads
-        self.random_state = random_state
+    expansion: int = 8
+    top_k: int = 32
+    firing_entropy: str = "models"
+    learning_rate: float = 5e-3
 
     def _check_params(self, n_latents: int) -> None:
-        _check_training_params(self.epochs, self.batch_size, self.learning_rate, self.cpu_threads)
+        self._check_training_params()
         if not isinstance(self.expansion, int | np.integer) or self.expansion < 1:
             raise ValueError(f"expansion must be a positive integer, got {self.expansion!r}")
         if not isinstance(self.top_k, int | np.integer) or not 1 <= self.top_k <= n_latents:
@@ -616,16 +579,7 @@ class UniversalSAEBaseline:
             [x.shape[1] for x in inputs], n_latents, int(self.top_k), generator=generator
         ).to(device)
         with limited_cpu_threads(device, self.cpu_threads):
-            losses = train_autoencoder(
-                usae,
-                inputs,
-                self.epochs,
-                self.batch_size,
-                self.learning_rate,
-                generator,
-                self.progress,
-                self.name,
-            )
+            losses = self._train(usae, inputs, generator)
             codes = [_encode_all(lambda x, m=m: usae.encode(x, m), inputs[m]) for m in range(len(inputs))]
             with torch.no_grad():
                 errors = usae.reconstruction_errors(inputs).cpu().numpy()
