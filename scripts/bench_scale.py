@@ -96,8 +96,8 @@ def mnist_features(cache: Path, checkpoints: Path) -> dict[str, np.ndarray]:
     import torch
 
     from rdx.data.mnist import images_to_tensor, load_mnist
-    from rdx.models.features import extract_features
     from rdx.models.checkpoints import load_convnet_checkpoint
+    from rdx.models.features import extract_features
 
     images, labels = zip(*(load_mnist(split) for split in ("train", "test")), strict=True)
     images, labels = np.concatenate(images), np.concatenate(labels)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import filecmp
 import sys
-from pathlib import Path
 
 from rdx.record import load_run
 
@@ -24,7 +23,9 @@ def main(old_dir: str, new_dir: str) -> int:
     for side in ("A", "B"):
         for key in ("step", "epoch", "val_acc", "layer", "pooling"):
             if old.models[side].get(key) != new.models[side].get(key):
-                problems.append(f"model {side} {key}: {old.models[side].get(key)} != {new.models[side].get(key)}")
+                problems.append(
+                    f"model {side} {key}: {old.models[side].get(key)} != {new.models[side].get(key)}"
+                )
     if list(old.methods) != list(new.methods):
         problems.append(f"methods {list(old.methods)} != {list(new.methods)}")
     for label, method in old.methods.items():
@@ -37,7 +38,12 @@ def main(old_dir: str, new_dir: str) -> int:
             problems.append(f"{label}: recovery differs")
         for a, b in zip(method.concepts, other.concepts, strict=False):
             if (a.side, a.index, a.size, a.score, a.grid, a.grid_labels) != (
-                b.side, b.index, b.size, b.score, b.grid, b.grid_labels
+                b.side,
+                b.index,
+                b.size,
+                b.score,
+                b.grid,
+                b.grid_labels,
             ):
                 problems.append(f"{label} side {a.side} concept {a.index}: {a} != {b}")
         if len(method.concepts) != len(other.concepts):
@@ -45,7 +51,9 @@ def main(old_dir: str, new_dir: str) -> int:
         for concept in other.concepts:
             members = other.concept_members(concept.side, concept.index)
             if len(members) != concept.size:
-                problems.append(f"{label} {concept.side}{concept.index}: members file has {len(members)} != {concept.size}")
+                problems.append(
+                    f"{label} {concept.side}{concept.index}: {len(members)} members != size {concept.size}"
+                )
     if old.representations != new.representations:
         problems.append("representations differ")
     figures = 0
@@ -59,8 +67,10 @@ def main(old_dir: str, new_dir: str) -> int:
     for line in problems:
         print("DIFF", line)
     n_concepts = sum(len(m.concepts) for m in new.methods.values())
-    print(f"{len(new.methods)} methods, {n_concepts} concepts, {figures} figures compared: "
-          f"{'identical' if not problems else f'{len(problems)} differences'}")
+    print(
+        f"{len(new.methods)} methods, {n_concepts} concepts, {figures} figures compared: "
+        f"{'identical' if not problems else f'{len(problems)} differences'}"
+    )
     return 1 if problems else 0
 
 
