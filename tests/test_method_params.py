@@ -54,16 +54,15 @@ def test_parameters_read_from_the_source_equal_the_imported_signature():
         assert read == expected, name
 
 
-def test_reading_the_parameters_imports_no_estimator_module():
+def test_reading_the_parameters_imports_no_estimator_and_no_torch():
     code = textwrap.dedent(
         """
         import json, sys
         from rdx.methods import METHODS
         from rdx.methods.params import method_parameters
-        before = set(sys.modules)
         for name in METHODS:
             method_parameters(name)
-        print(json.dumps(sorted(set(sys.modules) - before)))
+        print(json.dumps(sorted(sys.modules)))
         """
     )
     done = subprocess.run(
