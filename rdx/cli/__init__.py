@@ -25,6 +25,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from rdx.methods import METHODS
 from rdx.methods.params import Parameter, check_method_params, method_parameters
 
 # Configs live at the repository root (conf/); the package is installed in editable mode.
@@ -83,7 +84,7 @@ def params_dataclass(name: str) -> type:
     fields = []
     for parameter in method_parameters(name).values():
         default = parameter.default
-        if isinstance(default, (list, dict, set)):
+        if isinstance(default, (list, dict)):  # a mutable default: a copy per instance
             field = dataclasses.field(default_factory=lambda value=default: type(value)(value))
         else:
             field = dataclasses.field(default=default)
@@ -93,8 +94,6 @@ def params_dataclass(name: str) -> type:
 
 def register_method_schemas() -> None:
     """Store ``method_params/<name>`` in Hydra's ConfigStore for every registered method."""
-    from rdx.methods import METHODS
-
     store = ConfigStore.instance()
     for name in METHODS:
         node = OmegaConf.structured(params_dataclass(name))
