@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from rdx.cli import CONFIG_DIR
+from rdx.cli import CONFIG_DIR, check_method_configs
 from rdx.compare import run_compare
 from rdx.models.checkpoints import read_index
 from rdx.models.registry import ModelSourceError
@@ -35,6 +35,7 @@ def test_every_compare_config_composes(group):
         cfg = compose_config("compare", [f"{group}={option}"])
         resolved = OmegaConf.to_container(cfg, resolve=True)
         assert resolved["model_a"]["kind"] and resolved["method"]["name"]
+        check_method_configs(cfg)  # every key a parameter of its estimator
 
 
 @pytest.mark.parametrize("option", group_options("training"))
@@ -61,8 +62,12 @@ def test_paper_defaults_in_the_main_experiment():
 
 
 def test_unknown_key_is_rejected_clearly():
+    """A key outside every config group fails at compose; a method parameter the estimator lacks fails
+    the check the CLI runs first (tests/test_method_params.py), naming the valid ones."""
     with pytest.raises(Exception, match="not_a_key"):
-        compose_config("compare", ["method.params.not_a_key=1"])
+        compose_config("compare", ["method.not_a_key=1"])
+    with pytest.raises(ValueError, match=r"'not_a_key'.*Valid parameters of rdx: n_concepts, similarity"):
+        check_method_configs(compose_config("compare", ["method.params.not_a_key=1"]))
 
 
 def test_train_then_compare_smoke(tmp_path, checkpoint_root):

@@ -4,6 +4,9 @@ folders and feature files) with randomly initialised models of the real architec
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,13 +18,26 @@ from PIL import Image
 from rdx.compare import run_compare
 from rdx.data.mnist import DataSourceError
 from rdx.models.registry import ModelSourceError
+from rdx.record import load_run
 from tests.conftest import compose_config
 
-IMAGENET = [f"dino_vs_dinov2_{t}" for t in ("mittens", "buses", "greyhounds", "primates")]
-IMAGENET_ALIGNED = [f"dino_vs_dinov2_aligned_{t}" for t in ("mittens", "buses", "greyhounds", "primates")]
-INAT = [f"clip_vs_clip_inat_{s}" for s in ("corvids", "maples", "gators")]
-CUB = [f"cub_pcbm_minus_{c}" for c in (27, 37, 81, 105, 109)]
-PAPER_EXPERIMENTS = IMAGENET + IMAGENET_ALIGNED + INAT + CUB
+# Task name → the overrides that run it: one experiment config per family, the member picked by one value.
+TRIPLETS = ("mittens", "buses", "greyhounds", "primates")
+IMAGENET = {f"dino_vs_dinov2_{t}": ["experiment=dino_vs_dinov2", f"dataset=imagenet_{t}"] for t in TRIPLETS}
+IMAGENET_ALIGNED = {
+    f"dino_vs_dinov2_aligned_{t}": [
+        "experiment=dino_vs_dinov2",
+        f"dataset=imagenet_{t}",
+        "method=rdx_aligned",
+    ]
+    for t in TRIPLETS
+}
+INAT = {
+    f"clip_vs_clip_inat_{s}": ["experiment=clip_vs_clip_inat", f"dataset=inat_{s}"]
+    for s in ("corvids", "maples", "gators")
+}
+CUB = {f"cub_pcbm_minus_{c}": ["experiment=cub_pcbm", f"removed_concept={c}"] for c in (27, 37, 81, 105, 109)}
+PAPER_EXPERIMENTS = {**IMAGENET, **IMAGENET_ALIGNED, **INAT, **CUB}
 # One of each family in the default suite; the others (same code, other classes) with -m slow.
 QUICK = {"dino_vs_dinov2_primates", "dino_vs_dinov2_aligned_mittens", "clip_vs_clip_inat_maples", *CUB}
 N_PER_CLASS = 8
@@ -30,6 +46,23 @@ N_CONCEPTS = 112  # CUB's concept count in the PCBM projections
 
 def _params(names):
     return [pytest.param(name, marks=() if name in QUICK else pytest.mark.slow, id=name) for name in names]
+
+
+@pytest.mark.parametrize(
+    ("family", "default_task"),
+    [
+        ("dino_vs_dinov2", "dino_vs_dinov2_mittens"),
+        ("clip_vs_clip_inat", "clip_vs_clip_inat_corvids"),
+        ("cub_pcbm", "cub_pcbm_minus_27"),
+    ],
+)
+def test_a_family_alone_runs_its_first_member(family, default_task):
+    """Each family's one varying value (dataset, removed_concept) defaults to the paper's first."""
+    cfg = compose_config("compare", [f"experiment={family}"])
+    assert cfg.task_name == default_task
+    assert OmegaConf.to_container(cfg, resolve=True) == OmegaConf.to_container(
+        compose_config("compare", PAPER_EXPERIMENTS[default_task]), resolve=True
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +75,7 @@ def _no_hub_caches(tmp_path, monkeypatch):
 
 def _base_overrides(name: str, tmp_path: Path) -> list[str]:
     return [
-        f"experiment={name}",
+        *PAPER_EXPERIMENTS[name],
         f"paths.data_dir={tmp_path / 'data'}",
         f"paths.cache={tmp_path / 'cache'}",
         f"paths.runs_index={tmp_path / 'runs'}",
@@ -115,7 +148,7 @@ def _random_init(cfg) -> list[str]:
 
 @pytest.mark.parametrize("name", PAPER_EXPERIMENTS)
 def test_paper_experiment_composes_with_the_papers_settings(name):
-    cfg = compose_config("compare", [f"experiment={name}"])
+    cfg = compose_config("compare", PAPER_EXPERIMENTS[name])
     assert cfg.task_name == name
     assert cfg.method.params.n_concepts == 5
     assert cfg.method.params.gamma == (0.1 if name.startswith("cub") else 0.05)
@@ -133,6 +166,7 @@ def test_paper_experiment_composes_with_the_papers_settings(name):
     else:
         column = int(name.rsplit("_", 1)[1])
         assert list(cfg.model_a.exclude_columns) == [column]
+        assert cfg.model_a.label == f"pcbm_minus_{column}"
         assert list(cfg.model_b.exclude_columns) == []
         assert cfg.model_a.file == cfg.model_b.file
     for side in ("model_a", "model_b"):  # weights are never fetched unless asked for
@@ -233,3 +267,19 @@ def test_paper_experiment_runs_end_to_end_on_stand_in_data(name, tmp_path):
         assert set(results["dataset"]["label_names"].values()) == set(labels)
     if "aligned" in name:
         assert set(main["info"]["alignment"]) == {"01", "10"}
+
+
+def test_cub_family_runs_as_one_multirun_over_the_removed_concept(tmp_path):
+    """The documented sweep: one job per removed concept, each with its own task name and model A, in
+    the family's sweep folder (multirun/cub_pcbm/<date>/<job>)."""
+    base = [o for o in _base_overrides("cub_pcbm_minus_27", tmp_path) if "removed_concept" not in o]
+    _stand_in_data(compose_config("compare", base), tmp_path)
+    command = [str(Path(sys.executable).with_name("rdx-compare")), "-m", *base, "removed_concept=27,37"]
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (sweep,) = (tmp_path / "multirun" / "cub_pcbm").iterdir()
+    records = [load_run(sweep / job) for job in ("0", "1")]
+    assert [r.task_name for r in records] == ["cub_pcbm_minus_27", "cub_pcbm_minus_37"]
+    assert [r.models["A"]["exclude_columns"] for r in records] == [[27], [37]]
+    assert [r.features["A"]["dim"] for r in records] == [N_CONCEPTS - 1] * 2
