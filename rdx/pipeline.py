@@ -25,6 +25,7 @@ from rdx.data.imageset import ImageSet
 from rdx.data.registry import load_image_set
 from rdx.devices import resolve_device
 from rdx.methods import build_method
+from rdx.methods.params import check_method_params
 from rdx.metrics import explanation_scores
 from rdx.metrics.planted import check_pairs, pair_separability, recovery_scores
 from rdx.metrics.representations import representation_scores
@@ -89,17 +90,21 @@ def compare_models(cfg: DictConfig, output_dir: Path, job: dict[str, Any] | None
 def configured_methods(cfg: DictConfig) -> dict[str, tuple[str, Any]]:
     """Label → (registry name, unfitted estimator) of the main method, then of each selected baseline.
 
-    Built before any data loads, so a bad parameter fails at once.
+    Built before any data loads, so a misspelt or bad parameter fails at once (naming the valid keys).
     """
-    entries = [(cfg.method.label, cfg.method.name, cfg.method.params)]
-    entries += [(label, b.name, b.params) for label, b in (cfg.get("baselines") or {}).items()]
+    entries = [(cfg.method.label, cfg.method.name, cfg.method.params, "method.params")]
+    entries += [
+        (label, b.name, b.params, f"baselines.{label}.params")
+        for label, b in (cfg.get("baselines") or {}).items()
+    ]
     labels = [label for label, *_ in entries]
     if len(set(labels)) != len(labels):
         raise ValueError(f"method labels must be unique, got {labels}")
-    return {
-        label: (name, build_method(name, **OmegaConf.to_container(params, resolve=True)))
-        for label, name, params in entries
-    }
+    estimators = {}
+    for label, name, params, where in entries:
+        check_method_params(name, params, where=where)
+        estimators[label] = (name, build_method(name, **OmegaConf.to_container(params, resolve=True)))
+    return estimators
 
 
 def model_specs(cfg: DictConfig) -> dict[str, dict[str, Any]]:

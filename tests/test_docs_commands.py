@@ -48,6 +48,8 @@ from hydra.core.override_parser.types import Override, ValueType
 from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from rdx.cli import check_method_configs
+
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 APPS = {"rdx-compare": "compare", "rdx-train": "train"}
@@ -346,7 +348,9 @@ def compose_errors(command: DocCommand, config_dir: Path = CONF) -> list[str]:
             for note in notes:
                 warnings.warn(f"{command.where}: not composed: {note}", stacklevel=2)
             try:
-                _, problems = compose_job(config_dir, command.config_name, overrides)
+                cfg, problems = compose_job(config_dir, command.config_name, overrides)
+                if command.config_name == "compare":
+                    check_method_configs(cfg)  # what rdx-compare checks first: parameter names
             except Exception as error:
                 problems = [f"{type(error).__name__}: {error}".strip()]
             for problem in problems:

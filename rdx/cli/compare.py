@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from rdx.cli import CONFIG_DIR
+from rdx.cli import CONFIG_DIR, check_method_configs
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="compare")
 def main(cfg: DictConfig) -> float:
     from rdx.compare import run_compare  # light: a finished job is skipped within a second
+
+    check_method_configs(cfg)  # a misspelt parameter fails here, naming the valid ones
 
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)

@@ -97,15 +97,14 @@ def _annotation_text(annotation: Any) -> str:
 
 
 def _static_parameters(module: str, attribute: str) -> list[Parameter]:
-    tree = _module_tree(module)
-    init = None
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == attribute:
-            init = next(
-                (f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None
-            )
-    if init is None:  # inherited or built some other way
-        raise _NotStatic(f"{module}:{attribute}.__init__")
+    found = _class_node(module, attribute)
+    if found is None:
+        raise _NotStatic(f"{module}:{attribute}")
+    init = next((f for f in found[1].body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+    if init is None:
+        if _is_dataclass(found[1]):
+            return _dataclass_parameters(module, attribute)
+        raise _NotStatic(f"{module}:{attribute}.__init__")  # inherited or built some other way
     arguments = init.args
     if arguments.vararg or arguments.kwarg or arguments.posonlyargs:
         raise _NotStatic(f"{module}:{attribute}.__init__ takes *args, **kwargs or positional-only ones")
@@ -124,6 +123,79 @@ def _static_parameters(module: str, attribute: str) -> list[Parameter]:
         )
         for argument, default in pairs
     ]
+
+
+def _class_node(module: str, name: str, depth: int = 0) -> tuple[str, ast.ClassDef] | None:
+    """The class ``name`` as seen from ``module``: defined there, or imported from another project
+    module; None for a class outside the project (e.g. scikit-learn's ``BaseEstimator``)."""
+    if depth > 5:
+        return None
+    try:
+        tree = _module_tree(module)
+    except _NotStatic:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            return module, node
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("rdx"):
+            for alias in node.names:
+                if (alias.asname or alias.name) == name:
+                    return _class_node(node.module, alias.name, depth + 1)
+    return None
+
+
+def _is_dataclass(node: ast.ClassDef) -> bool:
+    def name_of(decorator: ast.expr) -> str:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        return target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+
+    return any(name_of(decorator) == "dataclass" for decorator in node.decorator_list)
+
+
+def _linearisation(module: str, node: ast.ClassDef) -> list[tuple[str, ast.ClassDef]]:
+    """The project classes of ``node``'s method resolution order (C3), most derived first."""
+    bases = []
+    for base in node.bases:
+        if isinstance(base, ast.Name):
+            found = _class_node(module, base.id)
+            if found is not None:
+                bases.append(found)
+    sequences = [_linearisation(*base) for base in bases] + [bases]
+    order = [(module, node)]
+    while any(sequences):
+        for sequence in sequences:
+            if not sequence:
+                continue
+            head = sequence[0]
+            if not any(head in rest[1:] for rest in sequences):
+                break
+        else:
+            raise _NotStatic(f"{module}:{node.name} has no consistent method resolution order")
+        order.append(head)
+        sequences = [rest[1:] if rest and rest[0] == head else rest for rest in sequences]
+    return order
+
+
+def _dataclass_parameters(module: str, attribute: str) -> list[Parameter]:
+    """The ``__init__`` parameters a dataclass generates: the annotated fields of its dataclass bases,
+    base-most first, a redefined field keeping its first place."""
+    fields: dict[str, Parameter] = {}
+    for class_module, node in reversed(_linearisation(*_class_node(module, attribute))):
+        if not _is_dataclass(node):
+            continue
+        for statement in node.body:
+            if not (isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)):
+                continue
+            annotation = ast.unparse(statement.annotation)
+            if "ClassVar" in annotation:
+                continue
+            if statement.value is None:
+                raise _NotStatic(f"{class_module}:{node.name}.{statement.target.id} has no default")
+            if isinstance(statement.value, ast.Call):  # field(...): only a plain default= is read
+                raise _NotStatic(f"{class_module}:{node.name}.{statement.target.id} = field(...)")
+            name = statement.target.id
+            fields[name] = Parameter(name, _constant(statement.value, class_module), annotation)
+    return list(fields.values())
 
 
 def _constant(node: ast.expr, module: str, depth: int = 0) -> Any:
