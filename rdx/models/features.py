@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from rdx.devices import resolve_device
+
 logger = logging.getLogger(__name__)
 
 POOLINGS = ("gap", "flatten", "cls", "mean_tokens", "none")
@@ -143,7 +145,7 @@ def extract_features(
     if num_prefix_tokens is None:
         num_prefix_tokens = prefix_token_count(model)
     target = resolve_layer(model, layer)
-    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device)
     model.eval().to(device)
 
     captured: list[torch.Tensor] = []

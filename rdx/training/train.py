@@ -46,6 +46,7 @@ from torch import nn
 
 from rdx.data.fashion_mnist import load_fashion_mnist
 from rdx.data.mnist import MNISTDataModule, images_to_tensor, load_mnist
+from rdx.devices import resolve_device
 from rdx.hashing import file_digest, json_digest
 from rdx.models.checkpoints import save_checkpoint, write_index
 from rdx.models.convnet import ConvNetClassifier, ImageClassifier
@@ -407,8 +408,9 @@ def build_finetune_network(
 
 
 def _resolve_accelerator(accelerator: str) -> str:
+    """Lightning's accelerator name for a device setting ("auto": the GPU when there is one)."""
     if accelerator == "auto":
-        return "gpu" if torch.cuda.is_available() else "cpu"
+        return "gpu" if resolve_device("auto").type == "cuda" else "cpu"
     return accelerator
 
 
