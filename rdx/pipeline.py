@@ -103,7 +103,12 @@ def configured_methods(cfg: DictConfig) -> dict[str, tuple[str, Any]]:
     estimators = {}
     for label, name, params, where in entries:
         check_method_params(name, params, where=where)
-        estimators[label] = (name, build_method(name, **OmegaConf.to_container(params, resolve=True)))
+        estimator = build_method(name, **OmegaConf.to_container(params, resolve=True))
+        try:
+            estimator.check_params()
+        except ValueError as error:
+            raise ValueError(f"{where} ({name}): {error}") from error
+        estimators[label] = (name, estimator)
     return estimators
 
 

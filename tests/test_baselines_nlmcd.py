@@ -168,7 +168,7 @@ def test_no_clusters_raises_with_advice():
         ({"min_cluster_size": 1}, "min_cluster_size must be an integer >= 2"),
         ({"min_cluster_size": 301}, "min_cluster_size=301 is larger than the number of images"),
         ({"n_neighbors": 1}, "n_neighbors must be an integer >= 2"),
-        ({"grid_size": 0}, "grid_size must be an integer >= 1"),
+        ({"grid_size": 0}, "grid_size must be a positive integer"),
     ],
 )
 def test_bad_parameters_raise_before_any_fitting(params, match):

@@ -39,6 +39,7 @@ from sklearn.base import BaseEstimator
 from sklearn.cluster import k_means
 
 from rdx.methods import sparse_rdx
+from rdx.methods.checks import check_positive_int, check_positive_number
 from rdx.methods.explanation import DIRECTION_TO_SIDE, Concept, Explanation
 from rdx.methods.grids import GRID_STRATEGIES, AffinityBlock, ScalableAffinity, select_grid
 from rdx.methods.neighbourhoods import (
@@ -612,6 +613,11 @@ class RDX(BaseEstimator):
 
     # -- parameters ------------------------------------------------------------------------------
 
+    def check_params(self) -> None:
+        """Check every parameter without data (ValueError naming the bad one): ``rdx-compare`` calls this
+        before any data loads; ``fit`` calls it first."""
+        self._check_params()
+
     def _check_params(self) -> None:
         choices = {
             "similarity": (self.similarity, SIMILARITIES),
@@ -639,6 +645,16 @@ class RDX(BaseEstimator):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.memory_budget_gb is not None and not self.memory_budget_gb > 0:
             raise ValueError(f"memory_budget_gb must be positive or None, got {self.memory_budget_gb!r}")
+        # NaN or infinite temperatures would only surface as an eigensolver failure much later
+        check_positive_number("gamma", self.gamma, allow_none=True)
+        for name in ("gamma_scale", "beta", "alignment_lr"):
+            check_positive_number(name, getattr(self, name))
+        check_positive_int("alignment_steps", self.alignment_steps)
+        if not 0.0 < self.alignment_train_fraction < 1.0:
+            raise ValueError(
+                "alignment_train_fraction must lie strictly between 0 and 1, "
+                f"got {self.alignment_train_fraction!r}"
+            )
 
     def sparse_unsupported(self) -> list[str]:
         """The settings of this estimator that the sparse path does not implement ([] if none)."""

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from rdx.methods.checks import check_positive_int
 from rdx.methods.explanation import Concept, Explanation
 from rdx.methods.grids import top_activations
 from rdx.methods.rdx import check_representations
@@ -72,6 +73,13 @@ class Baseline(BaseEstimator):
     n_concepts: int = 3
     grid_size: int = 9
     random_state: int = 0
+
+    def check_params(self) -> None:
+        """Check the parameters that need no data (ValueError naming the bad one). ``rdx-compare`` calls
+        this for every method before any data loads; ``fit`` checks the rest against the data."""
+        check_positive_int("n_concepts", self.n_concepts)
+        check_positive_int("grid_size", self.grid_size)
+        check_positive_int("random_state", self.random_state, minimum=0)
 
 
 class PerModelBaseline(Baseline):

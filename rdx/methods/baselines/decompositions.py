@@ -13,8 +13,12 @@ from typing import Any
 import numpy as np
 from sklearn.decomposition import NMF, PCA
 
-from rdx.methods.baselines.base import PerModelBaseline, concepts_from_activations
+from rdx.methods.baselines.base import (
+    PerModelBaseline,
+    concepts_from_activations,
+)
 from rdx.methods.baselines.kmeans import kmeans_clusters
+from rdx.methods.checks import check_positive_int, check_positive_number
 from rdx.methods.explanation import Concept
 
 # Added to the k-means cluster indicators when initialising convex NMF, as in Ding, Li & Jordan (2010):
@@ -69,6 +73,11 @@ class NMFBaseline(PerModelBaseline):
 
     max_iter: int = 500
     tol: float = 1e-4
+
+    def check_params(self) -> None:
+        super().check_params()
+        check_positive_int("max_iter", self.max_iter)
+        check_positive_number("tol", self.tol)
 
     def validate(self, X: np.ndarray) -> None:
         n_negative = int(np.count_nonzero(X < 0))
@@ -238,6 +247,12 @@ class ConvexNMFBaseline(PerModelBaseline):
     max_iter: int = 200
     tol: float = 1e-4
     n_init: int = 10
+
+    def check_params(self) -> None:
+        super().check_params()
+        check_positive_int("max_iter", self.max_iter)
+        check_positive_number("tol", self.tol)
+        check_positive_int("n_init", self.n_init)
 
     def concepts_for(self, X: np.ndarray) -> tuple[list[Concept], dict[str, Any]]:
         clusters, _ = kmeans_clusters(X, self.n_concepts, self.random_state, self.n_init)

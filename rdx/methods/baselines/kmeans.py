@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 
 from rdx.methods.baselines.base import PerModelBaseline
+from rdx.methods.checks import check_positive_int
 from rdx.methods.explanation import Concept
 from rdx.methods.grids import select_grid
 
@@ -62,6 +63,10 @@ class KMeansBaseline(PerModelBaseline):
     needs_features = False
 
     n_init: int = 10
+
+    def check_params(self) -> None:
+        super().check_params()
+        check_positive_int("n_init", self.n_init)
 
     def concepts_for(self, X: np.ndarray) -> tuple[list[Concept], dict[str, Any]]:
         clusters, inertia = kmeans_clusters(X, self.n_concepts, self.random_state, self.n_init)

@@ -33,6 +33,7 @@ import numpy as np
 from sklearn.cluster import HDBSCAN
 
 from rdx.methods.baselines.base import Baseline, check_n_concepts
+from rdx.methods.checks import check_positive_int
 from rdx.methods.explanation import Concept, Explanation
 from rdx.methods.grids import select_grid
 from rdx.methods.rdx import check_representations
@@ -43,11 +44,6 @@ NOISE = -1
 # UMAP's setting for clustering: points packed tightly around their neighbours give HDBSCAN dense groups.
 UMAP_MIN_DIST = 0.0
 MIN_SAMPLES = 4  # UMAP's spectral initialisation needs at least 2 dimensions below N - 1
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def umap_embedding(X: np.ndarray, n_components: int, n_neighbors: int, random_state: int) -> np.ndarray:
@@ -149,12 +145,14 @@ class NLMCDBaseline(Baseline):
     n_neighbors: int = 15
     min_cluster_size: int = 10
 
+    def check_params(self) -> None:
+        super().check_params()
+        check_positive_int("n_components", self.n_components, 2)
+        check_positive_int("n_neighbors", self.n_neighbors, 2)
+        check_positive_int("min_cluster_size", self.min_cluster_size, 2)
+
     def _check_params(self, n_samples: int) -> None:
-        _check_int("grid_size", self.grid_size, 1)
-        _check_int("n_components", self.n_components, 2)
-        _check_int("n_neighbors", self.n_neighbors, 2)
-        _check_int("min_cluster_size", self.min_cluster_size, 2)
-        _check_int("random_state", self.random_state, 0)
+        self.check_params()
         if self.min_cluster_size > n_samples:
             raise ValueError(
                 f"min_cluster_size={self.min_cluster_size} is larger than the number of images N={n_samples}"

@@ -30,7 +30,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from rdx.devices import resolve_device
-from rdx.methods.baselines.base import Baseline, PerModelBaseline, check_n_concepts, concepts_from_activations
+from rdx.methods.baselines.base import (
+    Baseline,
+    PerModelBaseline,
+    check_n_concepts,
+    concepts_from_activations,
+)
+from rdx.methods.checks import check_positive_number
 from rdx.methods.explanation import SIDES, Concept, Explanation
 from rdx.methods.rdx import check_representations
 
@@ -301,8 +307,7 @@ class AutoencoderTraining:
             raise ValueError(
                 f"batch_size must be a positive integer or None (full batch), got {self.batch_size!r}"
             )
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
+        check_positive_number("learning_rate", self.learning_rate)
         if self.cpu_threads is not None and (
             not isinstance(self.cpu_threads, int | np.integer) or self.cpu_threads < 1
         ):
@@ -344,6 +349,10 @@ class _PerModelAutoencoderBaseline(AutoencoderTraining, PerModelBaseline):
 
     def _check_params(self) -> None:
         self._check_training_params()
+
+    def check_params(self) -> None:
+        super().check_params()
+        self._check_params()
 
     def validate(self, X: np.ndarray) -> None:
         self._check_params()
@@ -530,10 +539,16 @@ class UniversalSAEBaseline(AutoencoderTraining, Baseline):
     firing_entropy: str = "models"
     learning_rate: float = 5e-3
 
-    def _check_params(self, n_latents: int) -> None:
+    def check_params(self) -> None:
+        super().check_params()
         self._check_training_params()
         if not isinstance(self.expansion, int | np.integer) or self.expansion < 1:
             raise ValueError(f"expansion must be a positive integer, got {self.expansion!r}")
+        if self.firing_entropy not in FIRING_ENTROPIES:
+            raise ValueError(f"firing_entropy must be one of {FIRING_ENTROPIES}, got {self.firing_entropy!r}")
+
+    def _check_params(self, n_latents: int) -> None:
+        self.check_params()
         if not isinstance(self.top_k, int | np.integer) or not 1 <= self.top_k <= n_latents:
             raise ValueError(
                 f"top_k must be an integer in [1, n_latents={n_latents}] (expansion * max(d_A, d_B)), "
