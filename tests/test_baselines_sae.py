@@ -231,7 +231,7 @@ def test_minibatches_and_full_batch_both_train():
         (lambda: TopKSAEBaseline(n_concepts=5, n_latents=4), "n_latents"),
         (lambda: TopKSAEBaseline(n_concepts=3, n_latents=10, top_k=11), "top_k"),
         (lambda: TopKSAEBaseline(n_concepts=3, top_k=0), "top_k"),
-        (lambda: TopKSAEBaseline(n_concepts=61), "number of samples"),
+        (lambda: TopKSAEBaseline(n_concepts=61, n_latents=100), "number of samples"),
         (lambda: UniversalSAEBaseline(n_concepts=3, top_k=100), "top_k"),  # 8 * max(5, 9) = 72 latents
         (lambda: UniversalSAEBaseline(n_concepts=10, expansion=1, top_k=8), "latents"),  # 9 latents
         (lambda: UniversalSAEBaseline(n_concepts=61, top_k=8), "number of samples"),

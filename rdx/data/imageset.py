@@ -30,6 +30,8 @@ class ImageSet:
         source_indices: (N,) positions in the source split / file list / feature file rows.
         label_names: caption names of labels (None: the label itself is shown).
         paths: (N,) image files the models read (None: models read ``images``).
+        n_source_rows: rows of the source the images were selected from, where its model inputs must
+            have exactly as many (precomputed feature files: the labels file's rows); None: not checked.
     """
 
     images: np.ndarray
@@ -37,6 +39,7 @@ class ImageSet:
     source_indices: np.ndarray
     label_names: dict[int, str] | None = None
     paths: list[str] | None = None
+    n_source_rows: int | None = None
 
     def __post_init__(self) -> None:
         n = len(self.labels)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,10 @@ def _read_torch(path: Path, key: str | None) -> object:
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        raise ValueError(
-            f"{path} holds objects other than tensors (only tensors and dicts of tensors are read): {error}"
+        # torch's own message advises loading unsafely; never pass that on
+        raise DataSourceError(
+            f"{path} is not a file of tensors that can be read safely (only tensors and dicts of tensors "
+            "are read; it holds other objects, or is not a torch file)"
         ) from error
     if isinstance(stored, torch.Tensor):
         if key is not None:
@@ -96,20 +99,35 @@ def load_feature_file(
     """
     path = _require_file(path, "feature file", override)
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        stored: object = np.load(path, allow_pickle=False)
-    elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            stored = np.asarray(_pick_array(archive, key, path))
-    elif suffix in (".pt", ".pth"):
-        stored = _read_torch(path, key)
-    else:
+    if suffix not in FEATURE_SUFFIXES:
         raise ValueError(f"{path}: unsupported feature file type {suffix!r}; use one of {FEATURE_SUFFIXES}")
+    try:
+        if suffix == ".npy":
+            stored: object = np.load(path, allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                stored = np.asarray(_pick_array(archive, key, path))
+        else:
+            stored = _read_torch(path, key)
+    except (EOFError, OSError, zipfile.BadZipFile, RuntimeError) as error:
+        raise DataSourceError(
+            f"feature file {path} cannot be read ({type(error).__name__}: {error}); it is empty, truncated "
+            f"or not a {suffix} file: write it again, or point at another with {override}"
+        ) from error
+    except ValueError as error:
+        if "holds" in str(error):  # our own message about keys
+            raise
+        raise DataSourceError(
+            f"feature file {path} cannot be read ({error}); it is empty, truncated or not a {suffix} file: "
+            f"write it again, or point at another with {override}"
+        ) from error
     if isinstance(stored, torch.Tensor):
         stored = stored.detach().to("cpu", torch.float32).numpy()
     features = np.asarray(stored)
     if features.ndim != 2:
         raise ValueError(f"{path} holds an array of shape {features.shape}; expected 2-D (rows, features)")
+    if features.shape[0] == 0 or features.shape[1] == 0:
+        raise DataSourceError(f"feature file {path} holds an empty array of shape {features.shape}")
     features = features.astype(np.float32, copy=False)
     if exclude_columns:
         n_columns = features.shape[1]
@@ -281,6 +299,8 @@ def load_precomputed_dataset(
         ValueError: duplicate classes; the image list and the labels disagree in length.
     """
     all_labels = read_labels(labels_file, override="dataset.labels_file=/path/to/labels")
+    if len(all_labels) == 0:
+        raise DataSourceError(f"labels file {labels_file} holds no labels (one per row of the feature files)")
     present = np.unique(all_labels)
     if classes is None:
         wanted = [int(label) for label in present]
@@ -327,7 +347,12 @@ def load_precomputed_dataset(
     label_names = _label_names(class_names, wanted) if class_names is not None else None
     logger.info("Precomputed rows from %s: %d rows of %d classes", labels_file, len(labels), len(wanted))
     return ImageSet(
-        images=images, labels=labels, source_indices=source_indices, label_names=label_names, paths=paths
+        images=images,
+        labels=labels,
+        source_indices=source_indices,
+        label_names=label_names,
+        paths=paths,
+        n_source_rows=len(all_labels),
     )
 
 

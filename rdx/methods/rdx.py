@@ -95,7 +95,8 @@ def check_representations(
         min_samples: the smallest N the caller can work with (e.g. the number of clusters + 1).
 
     Raises:
-        ValueError: not 2-D, not numeric, different N, too few samples, or NaN/inf (rows named).
+        ValueError: not 2-D, not numeric, different N, too few samples, NaN/inf (rows named), or a
+            degenerate representation that gives every image the same features (nothing to explain).
     """
     arrays = []
     for name, X in (("X_A", X_A), ("X_B", X_B)):
@@ -119,6 +120,12 @@ def check_representations(
         )
     if arrays[0].shape[0] < min_samples:
         raise ValueError(f"need at least {min_samples} images, got N={arrays[0].shape[0]}")
+    for name, X in zip(("X_A", "X_B"), arrays, strict=True):
+        if len(X) > 1 and not np.any(X != X[0]):
+            raise ValueError(
+                f"{name} gives every one of the {len(X)} images the same features (a constant "
+                "representation): there is no structure to compare; check the model's weights and layer"
+            )
     return arrays[0], arrays[1]
 
 

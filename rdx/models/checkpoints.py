@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,32 @@ _HOW_TO_TRAIN = (
 
 class CheckpointSelectionError(ValueError):
     """No checkpoint satisfies the selection (strategy or accuracy range)."""
+
+
+class UnreadableWeightsError(ValueError):
+    """A weights or checkpoint file exists but cannot be read safely (truncated, corrupted, not torch)."""
+
+
+def read_torch_file(path: str | Path, what: str = "checkpoint") -> Any:
+    """``torch.load`` of tensors and plain containers only (``weights_only``), on the CPU.
+
+    Raises:
+        UnreadableWeightsError: the file is truncated, corrupted or holds other objects; the message
+            names the file (torch's own message would advise loading unsafely, which we never do).
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UnreadableWeightsError(
+            f"{what} {path} cannot be read safely: it is not a torch file of tensors (corrupted, or it "
+            "holds other objects). Point at a checkpoint written by torch.save of a state dict"
+        ) from error
+    except (RuntimeError, OSError, EOFError, ValueError) as error:
+        raise UnreadableWeightsError(
+            f"{what} {path} cannot be read: it is truncated or corrupted ({type(error).__name__}). Write or "
+            "download it again"
+        ) from error
 
 
 def save_checkpoint(
@@ -65,7 +92,7 @@ def _read_network_spec(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """The payload of an ``rdx-train`` checkpoint and its ``network`` entry."""
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist. {_HOW_TO_TRAIN}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = read_torch_file(path)
     if not isinstance(payload, Mapping) or not isinstance(payload.get("network"), Mapping):
         raise ValueError(f"{path} is not a checkpoint written by rdx-train (no 'network' entry)")
     return payload, dict(payload["network"])

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from rdx.cache import FeatureCache, cache_key
 from rdx.data.imageset import ImageSet, ModelInputs
-from rdx.data.mnist import MNIST_MEAN, MNIST_STD, images_to_tensor
+from rdx.data.mnist import MNIST_MEAN, MNIST_STD, DataSourceError, images_to_tensor
 from rdx.hashing import array_digest, file_digest
 from rdx.models.loading import LoadedModel
 
@@ -67,6 +67,12 @@ def compute_features(
         matrix = load_feature_file(
             model.info["file"], model.info["exclude_columns"] or None, key=model.info["key"]
         )
+        if image_set.n_source_rows is not None and len(matrix) != image_set.n_source_rows:
+            raise DataSourceError(
+                f"feature file {model.info['file']} of model {model.name!r} has {len(matrix)} rows, but the "
+                f"dataset's labels file has {image_set.n_source_rows}: they must describe the same images, "
+                "one row each (was one of them written for another image list?)"
+            )
         return np.ascontiguousarray(matrix[image_set.source_indices], dtype=np.float32)
     if _is_mnist_convnet(model, image_set):
         inputs: Any = images_to_tensor(image_set.images)

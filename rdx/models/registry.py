@@ -273,12 +273,20 @@ def _hub_offline(enabled: bool) -> Iterator[None]:
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from a .pth/.pt/.bin (raw, or under "state_dict" / "model") or .safetensors file,
     with a "module." / "model." / "net." prefix shared by every key removed."""
+    from rdx.models.checkpoints import UnreadableWeightsError, read_torch_file
+
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        state_dict: Any = load_file(str(path), device="cpu")
+        try:
+            state_dict: Any = load_file(str(path), device="cpu")
+        except Exception as error:  # safetensors raises its own error type for a corrupted file
+            raise UnreadableWeightsError(
+                f"weights file {path} cannot be read: it is truncated or not a safetensors file "
+                f"({type(error).__name__}). Download it again"
+            ) from error
     else:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        state_dict = read_torch_file(path, "weights file")
     for key in ("state_dict", "model"):
         if isinstance(state_dict, Mapping) and isinstance(state_dict.get(key), Mapping):
             state_dict = state_dict[key]

@@ -98,6 +98,7 @@ class PerModelBaseline(Baseline):
         """Method-specific checks of one representation (e.g. NMF needs X >= 0)."""
 
     def fit(self, X_A: np.ndarray, X_B: np.ndarray, y: np.ndarray | None = None) -> PerModelBaseline:
+        self.check_params()
         X_A, X_B = check_representations(X_A, X_B, min_samples=2)
         concepts: dict[str, list[Concept]] = {}
         info: dict[str, Any] = {"n_concepts": self.n_concepts, "random_state": self.random_state}

@@ -164,6 +164,7 @@ class NLMCDBaseline(Baseline):
         X_A (N, d_A), X_B (N, d_B): the two representations of the same images; never modified.
         y is ignored (accepted for a common interface).
         """
+        self.check_params()
         X_A, X_B = check_representations(X_A, X_B, min_samples=MIN_SAMPLES)
         features = {"A": X_A, "B": X_B}
         n_samples = X_A.shape[0]

@@ -580,6 +580,7 @@ class UniversalSAEBaseline(AutoencoderTraining, Baseline):
         return [int(j) for j in order[: self.n_concepts]], entropy
 
     def fit(self, X_A: np.ndarray, X_B: np.ndarray, y: np.ndarray | None = None) -> UniversalSAEBaseline:
+        self.check_params()
         X_A, X_B = check_representations(X_A, X_B, min_samples=2)
         for X in (X_A, X_B):
             check_n_concepts(self.n_concepts, X, needs_features=False)
