@@ -33,10 +33,10 @@ from rdx.models.extraction import model_features
 from rdx.models.loading import LoadedModel, check_model_source, load_model
 from rdx.record import SIDES, MethodResult, RunResult
 from rdx.runs import run_key
-from rdx.sinks.run_dir import commit_run, write_figures, write_members
+from rdx.sinks.run_dir import commit_run, figure_file, write_figures, write_members
 from rdx.sinks.wandb_logger import log_comparison
 from rdx.training.on_demand import train_missing_models
-from rdx.viz.comparison import comparison_figures, figure_file
+from rdx.viz.comparison import comparison_figures
 from rdx.viz.scatter import pca_embedding
 
 log = logging.getLogger(__name__)

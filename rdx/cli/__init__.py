@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rdx.methods import METHODS
 from rdx.methods.params import Parameter, check_method_params, method_parameters
+from rdx.sinks.files import safe_component
 
 # Configs live at the repository root (conf/); the package is installed in editable mode.
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -60,6 +61,9 @@ if not OmegaConf.has_resolver("package_file"):
     OmegaConf.register_new_resolver("package_file", package_file)
 if not OmegaConf.has_resolver("removeprefix"):
     OmegaConf.register_new_resolver("removeprefix", removeprefix)
+# ${path_safe:${task_name}}: a name as one safe folder name (task_name=../../x stays inside outputs/)
+if not OmegaConf.has_resolver("path_safe"):
+    OmegaConf.register_new_resolver("path_safe", safe_component)
 
 
 # Annotations the schema types (with "| None" or Optional[...]); anything else is left untyped.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,17 @@ import numpy as np
 
 if TYPE_CHECKING:  # matplotlib and PIL load only where a figure or image is written
     from matplotlib.figure import Figure
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]+")
+
+
+def safe_component(name: object) -> str:
+    """``name`` as one safe path component: every run of characters other than letters, digits and
+    ``._=,+-`` becomes "_" (so no "/" or ".." can lead out of a folder), leading dots are dropped (no
+    hidden files), and an empty result is "_". Names that are already safe are returned unchanged."""
+    text = _UNSAFE.sub("_", str(name)).lstrip(".")
+    return text or "_"
 
 
 class NumpyJSONEncoder(json.JSONEncoder):

@@ -15,7 +15,16 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from rdx.record import MEMBERS_FILE, RESULTS_FILE, SIDES, RunResult, member_column
-from rdx.sinks.files import atomic_file, save_figure, save_png, write_json_atomic
+from rdx.sinks.files import atomic_file, safe_component, save_figure, save_png, write_json_atomic
+
+
+def figure_file(key: str) -> str:
+    """Where a figure named ``key`` (:func:`rdx.viz.comparison.comparison_figures`) is written, relative
+    to the run dir; method labels become safe folder names (``method.label=../../x`` stays inside)."""
+    if key.startswith("grid/"):
+        _, label, name = key.split("/", 2)
+        return f"grids/{safe_component(label)}/{safe_component(name)}.png"
+    return f"{safe_component(key)}.png"
 
 
 def write_figures(

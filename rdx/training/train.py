@@ -26,6 +26,7 @@ import copy
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -50,6 +51,7 @@ from rdx.devices import resolve_device
 from rdx.hashing import file_digest, json_digest
 from rdx.models.checkpoints import save_checkpoint, write_index
 from rdx.models.convnet import ConvNetClassifier, ImageClassifier
+from rdx.sinks.files import safe_component
 
 logger = logging.getLogger(__name__)
 
@@ -540,6 +542,33 @@ def train_convnet(cfg: Mapping[str, Any], out_dir: Path) -> list[dict[str, Any]]
     return recorder.rows
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_abandoned_folders(checkpoint_root: Path) -> list[Path]:
+    """Remove the temporary training folders (``.<run>.tmp-<pid>-<id>``) and swapped-out old runs
+    (``.<run>.old-<id>``) that a killed ``rdx-train`` left behind; a folder whose process still runs on
+    this machine is kept. Returns what was removed."""
+    removed = []
+    for folder in Path(checkpoint_root).glob(".*.*-*"):
+        match = re.fullmatch(r"\.(?P<run>.+)\.(?:tmp-(?P<pid>\d+)-[0-9a-f]+|old-[0-9a-f]+)", folder.name)
+        if match is None or not folder.is_dir():
+            continue
+        if match["pid"] is not None and _process_alive(int(match["pid"])):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        logger.warning("removed %s, left behind by an interrupted rdx-train", folder)
+        removed.append(folder)
+    return removed
+
+
 def ensure_trained(cfg: Mapping[str, Any], checkpoint_root: Path, force: bool = False) -> Path:
     """Return the run directory for ``cfg``, training into it first unless a finished run exists.
 
@@ -549,11 +578,12 @@ def ensure_trained(cfg: Mapping[str, Any], checkpoint_root: Path, force: bool = 
     """
     checkpoint_root = Path(checkpoint_root)
     key = training_config_key(cfg)
-    run_dir = checkpoint_root / f"{cfg.get('name', DEFAULT_TRAIN_CONFIG['name'])}-{key[:10]}"
+    run_dir = checkpoint_root / f"{safe_component(cfg.get('name', DEFAULT_TRAIN_CONFIG['name']))}-{key[:10]}"
     if (run_dir / "index.json").is_file() and not force:
         logger.info("Reusing trained checkpoints in %s", run_dir)
         return run_dir
     checkpoint_root.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_folders(checkpoint_root)
     temporary = checkpoint_root / f".{run_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         train_convnet(cfg, temporary)

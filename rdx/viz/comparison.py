@@ -18,14 +18,6 @@ def grid_key(label: str, side: str, index: int) -> str:
     return f"grid/{label}/side{side}_concept{index}"
 
 
-def figure_file(key: str) -> str:
-    """Where a figure of :func:`comparison_figures` is written, relative to the run dir."""
-    if key.startswith("grid/"):
-        _, label, name = key.split("/", 2)
-        return f"grids/{label}/{name}.png"
-    return f"{key}.png"
-
-
 def _describe(model: Mapping[str, Any]) -> str:
     accuracy = model.get("val_acc")
     return model["name"] if accuracy is None else f"{model['name']} ({100 * accuracy:.1f} % val)"
