@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from rdx.models.loading import LoadedModel, check_model_source, load_model
 from rdx.record import SIDES, MethodResult, RunResult
 from rdx.runs import run_key
 from rdx.sinks.run_dir import commit_run, figure_file, write_figures, write_members
-from rdx.sinks.wandb_logger import log_comparison
+from rdx.sinks.wandb_logger import check_logger, log_comparison
 from rdx.training.on_demand import train_missing_models
 from rdx.viz.comparison import comparison_figures
 from rdx.viz.scatter import pca_embedding
@@ -66,6 +66,7 @@ def compare_models(cfg: DictConfig, output_dir: Path, job: dict[str, Any] | None
     """
     clock = StageClock()
     estimators = configured_methods(cfg)
+    logger = check_logger(OmegaConf.to_container(cfg.logger, resolve=True))
     with clock("data"):
         image_set = load_image_set(cfg.dataset)
     specs = model_specs(cfg)
@@ -83,7 +84,7 @@ def compare_models(cfg: DictConfig, output_dir: Path, job: dict[str, Any] | None
         representations, planted = score_representations(features, image_set, cfg)
     record = build_record(cfg, job, models, image_set, features, sources, cache, methods)
     record.representations, record.planted = representations, planted
-    write_run(record, cfg, Path(output_dir), image_set, features, clock)
+    write_run(record, cfg, logger, Path(output_dir), image_set, features, clock)
     return record
 
 
@@ -107,7 +108,7 @@ def configured_methods(cfg: DictConfig) -> dict[str, tuple[str, Any]]:
         try:
             estimator.check_params()
         except ValueError as error:
-            raise ValueError(f"{where} ({name}): {error}") from error
+            raise ValueError(f"{where} ({name}): {error}") from None
         estimators[label] = (name, estimator)
     return estimators
 
@@ -150,14 +151,7 @@ def fit_methods(
         with clock(label):
             explanation = estimator.fit(features["A"], features["B"], y=image_set.labels).explanation_
         started = time.perf_counter()
-        scores = explanation_scores(
-            explanation, features["A"], features["B"], reference_compat=cfg.metrics.lsed_reference_compat
-        )
-        recovery = None
-        if planted is not None:
-            recovery = recovery_scores(
-                explanation, image_set.labels, planted["mix_A"], planted["mix_B"], planted["min_each"]
-            )
+        scores, recovery = score_explanation(label, explanation, features, image_set.labels, cfg, planted)
         results[label] = MethodResult.from_explanation(
             label,
             name,
@@ -170,6 +164,59 @@ def fit_methods(
         )
         log.info("%s: fitted in %.2f s, mBSR (SILB) %.3f", label, results[label].fit_s, results[label].mbsr)
     return results
+
+
+def score_explanation(
+    label: str,
+    explanation: Any,
+    features: dict[str, np.ndarray],
+    labels: np.ndarray,
+    cfg: DictConfig,
+    planted: dict[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A method's BSR/TSD/EQ scores for every distance, and its recovery of the planted difference (when
+    the run has one); a failing metric is recorded as failed (:func:`recorded_if_failing`)."""
+    scores = recorded_if_failing(
+        f"{label}: scoring",
+        lambda: explanation_scores(
+            explanation, features["A"], features["B"], reference_compat=cfg.metrics.lsed_reference_compat
+        ),
+        failed_scores,
+    )
+    if planted is None:
+        return scores, None
+    recovery = recorded_if_failing(
+        f"{label}: planted-difference recovery",
+        lambda: recovery_scores(explanation, labels, planted["mix_A"], planted["mix_B"], planted["min_each"]),
+        lambda reason: {"score": None, "A": None, "B": None, "failed": reason},
+    )
+    return scores, recovery
+
+
+def recorded_if_failing(what: str, compute: Callable[[], Any], failed: Callable[[str], Any]) -> Any:
+    """``compute()``; a metric that fails once the run's work is done (degenerate data, say) is recorded
+    as ``failed(reason)`` with a warning instead of discarding the finished results."""
+    try:
+        return compute()
+    except Exception as error:  # noqa: BLE001 - any metric failure is recorded, never lost
+        reason = f"{type(error).__name__}: {error}"
+        log.warning("%s failed; recorded as failed: %s", what, reason)
+        return failed(reason)
+
+
+def failed_scores(reason: str) -> dict[str, Any]:
+    """The scores of a method whose scoring failed: NaN everywhere (tables show "–"), and why."""
+    nan = {"A": float("nan"), "B": float("nan"), "mean": float("nan")}
+    return {
+        distance: {
+            "bsr": dict(nan),
+            "tsd": dict(nan),
+            "eq": dict(nan),
+            "grids": {"A": [], "B": []},
+            "failed": reason,
+        }
+        for distance in ("silb", "mned", "lsed")
+    }
 
 
 def planted_spec(planted_cfg: DictConfig | None) -> dict[str, Any] | None:
@@ -189,24 +236,27 @@ def score_representations(
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """CKA and probe scores of the two representations, and the planted difference's label-pair
     separability in each (when the run has a planted difference)."""
-    representations = representation_scores(
-        features["A"],
-        features["B"],
-        image_set.labels if cfg.metrics.probes else None,
-        n_splits=cfg.metrics.probe_folds,
-        random_state=cfg.seed,
+    representations = recorded_if_failing(
+        "representation scores (CKA, probes)",
+        lambda: representation_scores(
+            features["A"],
+            features["B"],
+            image_set.labels if cfg.metrics.probes else None,
+            n_splits=cfg.metrics.probe_folds,
+            random_state=cfg.seed,
+        ),
+        lambda reason: {"failed": reason},
     )
     planted = planted_spec(cfg.get("planted"))
     if planted is not None:
         pairs = planted["mix_A"] + planted["mix_B"]
-        planted["separability"] = {
-            side: pair_separability(X, image_set.labels, pairs, cfg.metrics.probe_folds, cfg.seed)
-            for side, X in features.items()
-        }
-        log.info(
-            "planted difference: label-pair separability (probe accuracy) A %.3f, B %.3f",
-            planted["separability"]["A"]["mean"],
-            planted["separability"]["B"]["mean"],
+        planted["separability"] = recorded_if_failing(
+            "planted label-pair separability",
+            lambda: {
+                side: pair_separability(X, image_set.labels, pairs, cfg.metrics.probe_folds, cfg.seed)
+                for side, X in features.items()
+            },
+            lambda reason: {"failed": reason},
         )
     return representations, planted
 
@@ -255,6 +305,7 @@ def build_record(
 def write_run(
     record: RunResult,
     cfg: DictConfig,
+    logger: dict[str, Any],
     output_dir: Path,
     image_set: ImageSet,
     features: dict[str, np.ndarray],
@@ -276,7 +327,6 @@ def write_run(
         )
         record.figures = write_figures(figures, output_dir, {key: figure_file(key) for key in figures})
     record.timings = clock.timings
-    logger = OmegaConf.to_container(cfg.logger, resolve=True)
     wandb_dir = log_comparison(record, figures, logger, OmegaConf.to_container(cfg, resolve=True), output_dir)
     if wandb_dir is not None:
         record.wandb_run_dir, record.wandb_group = str(wandb_dir), logger.get("group")

@@ -447,7 +447,8 @@ class RunResult:
             if isinstance(value, (int, float)):
                 metrics[f"representations/probe_{key}"] = value
         for side, separability in (self.planted or {}).get("separability", {}).items():
-            metrics[f"planted/pair_separability/{side}"] = separability["mean"]
+            if isinstance(separability, Mapping) and "mean" in separability:  # not when it failed
+                metrics[f"planted/pair_separability/{side}"] = separability["mean"]
         for label, method in self.methods.items():
             for distance in DISTANCES:
                 for metric in SCORE_METRICS:

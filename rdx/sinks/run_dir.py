@@ -8,6 +8,7 @@ entry that lets a rerun find it. Every file is written atomically.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from matplotlib.figure import Figure
 
 from rdx.record import MEMBERS_FILE, RESULTS_FILE, SIDES, RunResult, member_column
 from rdx.sinks.files import atomic_file, safe_component, save_figure, save_png, write_json_atomic
+
+log = logging.getLogger(__name__)
 
 
 def figure_file(key: str) -> str:
@@ -81,5 +84,14 @@ def commit_run(record: RunResult, output_dir: Path, index_dir: Path) -> Path:
     record.complete = True
     record.run_dir = Path(output_dir)
     path = write_json_atomic(Path(output_dir) / RESULTS_FILE, record.to_json())
-    write_json_atomic(Path(index_dir) / f"{record.run_key}.json", {"results": str(path.resolve())})
+    try:
+        write_json_atomic(Path(index_dir) / f"{record.run_key}.json", {"results": str(path.resolve())})
+    except OSError as error:  # the results are written; only finding them from elsewhere is lost
+        log.warning(
+            "results written to %s, but the runs index %s is not writable (%s): a rerun elsewhere will not "
+            "find them (one in the same folder still does)",
+            path,
+            index_dir,
+            error,
+        )
     return path
