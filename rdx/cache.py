@@ -30,13 +30,14 @@ run: one warning names the folder and the reason, valid entries are still read, 
 computed and returned without being stored (:attr:`FeatureCache.unwritable` holds the reason).
 
 Cost of verification: one SHA-256 pass over the array (about 1 GB/s with the CPU's SHA instructions).
-N = 100,000 x d = 768 float32 (307 MB), page-cached file, medians of 7 in one process on the shared
-2-core development machine (2026-11-28): writing an entry 0.60 s (np.save + fsync alone 0.23 s, the
-digest 0.31 s); reading it 0.43 s (np.load alone 0.12 s, verifying 0.31 s). Verification stays under
-10 % of extraction while extracting 100,000 images takes over 3.1 s (slower than ~32,000 images/s): a
-ViT-B/16 forward pass at 224 px is 17.6 GMACs (35 GFLOP) per image, so even an H100 at its dense bf16
-peak (989 TFLOP/s) needs 3.6 s for them before decoding a single JPEG (0.31 s is 8.6 % of that, and
-0.5 % of a one-minute extraction); this CPU runs that forward pass at 1.5 images/s (18 hours).
+N = 100,000 x d = 768 float32 (307 MB), page-cached file, medians of 7 in one process on the 2-core
+development machine (2026-11-28, shared: load average ~5): writing an entry 0.60 s (np.save + fsync
+alone 0.23 s, the digest 0.31 s); reading it 0.43 s (np.load alone 0.12 s, verifying 0.31 s); the
+digest's median over three such sets was 0.22-0.32 s. Verification stays under 10 % of extraction while
+extracting the 100,000 images takes over 3.1 s (slower than ~32,000 images/s). A ViT-B/16 forward pass
+at 224 px is 33.7 GFLOP per image (torch's FLOP counter), so even an H100 at its dense bf16 peak
+(989 TFLOP/s) needs 3.4 s for them before decoding a single JPEG: 0.31 s is 9 % of that ideal, 0.5 % of
+a one-minute extraction; this CPU runs the same forward pass at 1.5 images/s (18 hours).
 """
 
 from __future__ import annotations
