@@ -31,7 +31,7 @@ from rdx.metrics.planted import check_pairs, pair_separability, recovery_scores
 from rdx.metrics.representations import representation_scores
 from rdx.models.extraction import model_features
 from rdx.models.loading import LoadedModel, check_model_source, load_model
-from rdx.record import SIDES, MethodResult, RunResult
+from rdx.record import DISTANCES, SIDES, MethodResult, RunResult
 from rdx.runs import run_key
 from rdx.sinks.run_dir import commit_run, figure_file, write_figures, write_members
 from rdx.sinks.wandb_logger import check_logger, log_comparison
@@ -215,7 +215,7 @@ def failed_scores(reason: str) -> dict[str, Any]:
             "grids": {"A": [], "B": []},
             "failed": reason,
         }
-        for distance in ("silb", "mned", "lsed")
+        for distance in DISTANCES
     }
 
 

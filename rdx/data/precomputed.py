@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -58,8 +57,9 @@ def _pick_array(arrays: Mapping[str, object], key: str | None, path: Path) -> ob
 def _read_torch(path: Path, key: str | None) -> object:
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        # torch's own message advises loading unsafely; never pass that on
+    except Exception as error:
+        # torch's safe unpickler fails on garbage with any error type, and its own message advises
+        # loading unsafely; never pass that on
         raise DataSourceError(
             f"{path} is not a file of tensors that can be read safely (only tensors and dicts of tensors "
             "are read; it holds other objects, or is not a torch file)"

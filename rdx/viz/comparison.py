@@ -9,13 +9,15 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from rdx.record import RunResult
+from rdx.sinks.files import safe_component
 from rdx.viz.grids import comparison_figure, concept_grid_images, summary_figure
 from rdx.viz.scatter import pca_scatter
 
 
 def grid_key(label: str, side: str, index: int) -> str:
-    """The name of one concept grid among a run's figures (and its path below the run dir, + .png)."""
-    return f"grid/{label}/side{side}_concept{index}"
+    """The name of one concept grid among a run's figures (and its path below the run dir, + .png); the
+    method label as a safe folder name (``method.label=../../x`` stays inside the run dir)."""
+    return f"grid/{safe_component(label)}/side{side}_concept{index}"
 
 
 def _describe(model: Mapping[str, Any]) -> str:
