@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 __all__ = ["array_digest", "canonical_json", "file_digest", "json_digest"]
 
 _CHUNK_BYTES = 1 << 20
+_SETTLED_NS = 2_000_000_000  # a file untouched this long is not being rewritten within a timestamp tick
 
 # (resolved path, device, inode, size, mtime_ns) → SHA-256 hex; see file_digest.
 _file_digests: dict[tuple[str, int, int, int, int], str] = {}
@@ -92,7 +94,9 @@ def file_digest(path: str | os.PathLike[str]) -> str:
     """SHA-256 hex of a file's content, read in 1 MiB chunks.
 
     Memoised for the life of the process by (resolved path, device, inode, size, mtime_ns), so the same
-    checkpoint is hashed once; a file rewritten or replaced in place is hashed again.
+    checkpoint is hashed once; a file rewritten or replaced in place is hashed again. A file modified in
+    the last seconds is not memoised: a rewrite of the same size within one timestamp tick would keep
+    its inode, size and mtime.
     """
     resolved = Path(path).resolve()
     before = resolved.stat()
@@ -105,6 +109,7 @@ def file_digest(path: str | os.PathLike[str]) -> str:
             digest.update(chunk)
     after = resolved.stat()
     hexdigest = digest.hexdigest()
-    if (after.st_ino, after.st_size, after.st_mtime_ns) == memo_key[2:]:  # unchanged while hashing
+    settled = time.time_ns() - after.st_mtime_ns > _SETTLED_NS
+    if settled and (after.st_ino, after.st_size, after.st_mtime_ns) == memo_key[2:]:  # unchanged meanwhile
         _file_digests[memo_key] = hexdigest
     return hexdigest
