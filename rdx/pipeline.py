@@ -33,7 +33,7 @@ from rdx.models.extraction import model_features
 from rdx.models.loading import LoadedModel, check_model_source, load_model
 from rdx.record import DISTANCES, SIDES, MethodResult, RunResult
 from rdx.runs import run_key
-from rdx.sinks.run_dir import commit_run, figure_file, write_figures, write_members
+from rdx.sinks.run_dir import check_writable, commit_run, figure_file, write_figures, write_members
 from rdx.sinks.wandb_logger import check_logger, log_comparison
 from rdx.training.on_demand import train_missing_models
 from rdx.viz.comparison import comparison_figures
@@ -67,6 +67,7 @@ def compare_models(cfg: DictConfig, output_dir: Path, job: dict[str, Any] | None
     clock = StageClock()
     estimators = configured_methods(cfg)
     logger = check_logger(OmegaConf.to_container(cfg.logger, resolve=True))
+    check_writable(Path(output_dir))
     with clock("data"):
         image_set = load_image_set(cfg.dataset)
     specs = model_specs(cfg)
@@ -290,7 +291,13 @@ def build_record(
         models={side: model.info for side, model in models.items()},
         dataset=dataset,
         features={side: {"dim": int(X.shape[1]), "cache": sources[side]} for side, X in features.items()},
-        cache={"enabled": cache.enabled, "dir": str(cache.root), "hits": cache.hits, "misses": cache.misses},
+        cache={
+            "enabled": cache.enabled,
+            "dir": str(cache.root),
+            "hits": cache.hits,
+            "misses": cache.misses,
+            "unwritable": cache.unwritable,  # why nothing was stored (None: the folder is writable)
+        },
         side_meaning={
             "A": f"RDX direction 01: what {names['A']} groups together that {names['B']} separates; "
             f"baselines: {names['A']}'s own concepts",

@@ -232,3 +232,12 @@ def test_folders_a_killed_training_left_behind_are_removed(tmp_path):
         (folder / "checkpoints").mkdir(parents=True)
     assert sorted(remove_abandoned_folders(tmp_path)) == sorted([dead, old])
     assert alive.is_dir() and finished.is_dir() and not dead.exists() and not old.exists()
+
+
+def test_an_unwritable_run_dir_fails_before_the_data(tmp_path, monkeypatch, checkpoint_root):
+    blocked = tmp_path / "run"
+    blocked.write_text("a file where the run dir should be")
+    monkeypatch.setattr(rdx.pipeline, "load_image_set", no_data)
+    cfg = compose_config("compare", tiny_compare_overrides(checkpoint_root))
+    with pytest.raises(OSError, match="cannot be written.*hydra.run.dir"):
+        run_compare(cfg, blocked)
