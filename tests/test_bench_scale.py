@@ -30,12 +30,18 @@ def test_bench_scale_runs_both_paths_and_scores_their_agreement(tmp_path):
     assert row["exact"]["status"] == row["sparse"]["status"] == "ok"
     assert row["exact"]["info"]["path"] == "exact" and row["sparse"]["info"]["path"] == "sparse"
     agreement = row["agreement"]
+    # Measured on this tiny run (seed 0): ARI 0.995 / 0.995, grid overlap 1.0, mBSR 0.676 on both paths;
+    # seeds 1-3: ARI >= 0.916, overlap >= 0.978, |mBSR difference| <= 0.004, mBSR 0.68-0.71. Shuffled
+    # labels score ARI ~0, grids that ignore the other model an mBSR ~0.5.
     for key in ("ari_10", "ari_01"):
-        assert -1.0 <= agreement[key] <= 1.0
-    assert 0.0 <= agreement["grid_overlap"] <= 1.0
+        assert agreement[key] >= 0.9, key
+    assert agreement["grid_overlap"] >= 0.9
     assert agreement["mbsr_difference"] == pytest.approx(
         row["sparse"]["mbsr"]["mean"] - row["exact"]["mbsr"]["mean"]
     )
+    assert abs(agreement["mbsr_difference"]) <= 0.02
+    for path in ("exact", "sparse"):
+        assert row[path]["mbsr"]["mean"] >= 0.6, path
     assert row["sparse"]["rank_check"]["union_pairs"] > 0  # the rank check ran (N <= 20,000)
     assert "| planted | 600 | 8 |" in report["markdown"]
     assert report["settings"]["out"] == "scale.json"  # outside the repository: the file name only

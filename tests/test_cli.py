@@ -147,6 +147,10 @@ def test_every_method_preset_runs_through_compare(tmp_path, checkpoint_root, met
     assert record.main_method == method and record.methods[method].name == "rdx"
     result = record.methods[method]
     assert result.info["no_difference"] is False
+    # the fit ran with the preset's variant (tests/test_presets.py checks every parameter unfitted)
+    for key in ("similarity", "difference", "clustering", "guidance"):
+        assert result.info[key] == cfg.method.params[key], key
+    assert ("alignment" in result.info) == cfg.method.params.align
     for side in "AB":
         concepts = result.side(side)
         assert len(concepts) == 3 and all(1 <= len(c.grid) <= 9 for c in concepts)

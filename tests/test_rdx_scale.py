@@ -3,7 +3,9 @@ the sparse path's agreement with the exact one on small planted data."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,15 @@ from rdx.methods import RDX, sparse_rdx
 from rdx.methods.grids import max_affinity, maximize_total_neighborhood_affinity
 from rdx.methods.neighbourhoods import neighbour_ranks_from_features
 from rdx.methods.rdx import DifferenceGraph, ExactGraph, order_clusters
+
+
+def bench_make_pair():
+    """``scripts/bench_rdx.py: make_pair``, the benchmarks' data (scripts are imported by path)."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / "bench_rdx.py"
+    spec = importlib.util.spec_from_file_location("bench_rdx", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.make_pair
 
 
 def planted(seed: int = 0, per_cluster: int = 150, dim: int = 5):
@@ -385,6 +396,25 @@ def test_sparse_agrees_with_exact_on_planted_clusters(seed):
         for concept in exact.explanation_.concepts[side]:
             best = max(len(set(concept.grid) & set(c.grid)) for c in sparse.explanation_.concepts[side])
             assert best >= 8
+
+
+def test_sparse_at_its_default_settings_agrees_with_exact_on_the_benchmarks_planted_data():
+    # the scale benchmark's "planted" data (scripts/bench_scale.py), smaller: 20 clusters, model B
+    # merges 5 pairs of A's and splits 5 others, k = 5 real concepts per direction; every sparse
+    # setting at its default (K = 200 neighbours, N / 4 far-field cells, Lanczos)
+    k, n = 5, 1200
+    X_A, X_B = bench_make_pair()(n, 8, 0, n_clusters=4 * k, merges=k, splits=k)
+    common = dict(n_concepts=k, gamma=0.05, device="cpu", random_state=0)
+    exact = RDX(path="exact", **common).fit(X_A, X_B)
+    sparse = RDX(path="sparse", **common).fit(X_A, X_B)
+    graph = sparse.explanation_.info["sparse"]["graphs"]["both"]
+    # the approximation is in play: the neighbour graphs hold a quarter of the pairs, the far-field
+    # cells model the rest
+    assert sparse.path_ == "sparse" and graph["union_pairs"] < 0.3 * n * n and graph["background_cells"] > 1
+    for direction in ("10", "01"):
+        # no trivial agreement: the exact partition has its k concepts and the null cluster
+        assert len(np.unique(exact.labels_[direction])) == k + 1
+        assert adjusted_rand_score(exact.labels_[direction], sparse.labels_[direction]) >= 0.9, direction
 
 
 def test_aligned_sparse_runs_each_direction_on_its_own_pair():

@@ -17,6 +17,7 @@ Everything takes arrays and plain parameters; configs and files live in ``rdx.co
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,12 +30,24 @@ Pair = tuple[int, int]
 
 
 def check_pairs(pairs: Sequence[Sequence[int]] | None, name: str = "pairs") -> list[Pair]:
-    """Validate a list of label pairs: each two distinct integers."""
+    """Validate a list of label pairs: each two distinct integers (Python or numpy).
+
+    Raises:
+        ValueError: naming ``name`` for anything else, e.g. a flat ``[3, 5]`` for ``[[3, 5]]``, or a
+            label ``3.5`` or ``"35"`` (read as a number, either would silently score another pair).
+    """
     checked: list[Pair] = []
-    for pair in pairs or []:
-        values = [int(v) for v in pair]
+    for pair in [] if pairs is None else pairs:
+        try:
+            if isinstance(pair, (str, bytes)):
+                raise TypeError("a string is not a pair")
+            values = [operator.index(v) for v in pair]
+        except TypeError:
+            values = []
         if len(values) != 2 or values[0] == values[1]:
-            raise ValueError(f"{name} must hold pairs of two distinct labels, got {list(pair)}")
+            raise ValueError(
+                f"{name} must hold pairs of two distinct integer labels, e.g. [[3, 5]]; got {pair!r}"
+            )
         checked.append((values[0], values[1]))
     return checked
 
