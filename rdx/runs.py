@@ -42,13 +42,17 @@ def _keyed_config(cfg: DictConfig) -> dict[str, Any]:
     return {k: v for k, v in container.items() if k not in _RUN_KEY_IGNORED_TOP}
 
 
+def _names_input_file(name: Any, value: Any) -> bool:
+    """An :data:`INPUT_FILE_KEYS` entry holding a path (null: the config names no such file)."""
+    return name in INPUT_FILE_KEYS and isinstance(value, str) and bool(value)
+
+
 def _input_files(node: Any, where: str = "") -> Iterator[tuple[str, str]]:
-    """(dotted config key, path) of every input file a config names (an :data:`INPUT_FILE_KEYS` entry
-    holding a path; null means there is none)."""
+    """(dotted config key, path) of every input file a config names."""
     if isinstance(node, dict):
         for name, value in node.items():
             key = f"{where}.{name}" if where else str(name)
-            if name in INPUT_FILE_KEYS and isinstance(value, str) and value:
+            if _names_input_file(name, value):
                 yield key, value
             elif name not in _RUN_KEY_IGNORED_NAMES:
                 yield from _input_files(value, key)
@@ -94,7 +98,7 @@ def run_key(cfg: DictConfig, inputs: Mapping[str, str | None]) -> str:
             return {
                 k: strip(v)
                 for k, v in node.items()
-                if k not in _RUN_KEY_IGNORED_NAMES and not (k in INPUT_FILE_KEYS and isinstance(v, str) and v)
+                if k not in _RUN_KEY_IGNORED_NAMES and not _names_input_file(k, v)
             }
         if isinstance(node, list):
             return [strip(v) for v in node]

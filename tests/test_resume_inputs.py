@@ -4,7 +4,9 @@ elsewhere still skip. One test per family of inputs, each on tiny stand-in data:
 - ConvNet checkpoints (``model_*.checkpoint``) on MNIST;
 - torchvision weights (``model_*.weights_file``) and an image folder (``dataset.root``, the images);
 - precomputed features (``model_*.file``), labels (``dataset.labels_file``) and the images an image list
-  names (``dataset.image_list``).
+  names (``dataset.image_list``);
+and, at the level of the key alone, a training run's initial weights and the reported case: DINO vs
+DINOv2 with ``dataset.root`` at other images.
 """
 
 from __future__ import annotations
@@ -209,3 +211,25 @@ def test_a_missing_input_file_is_left_to_the_stage_that_reads_it(tmp_path):
 
     with pytest.raises(DataSourceError, match=r"labels_train\.npy does not exist.*dataset\.labels_file"):
         run_compare(cfg, tmp_path / "run")
+
+
+def test_dino_vs_dinov2_on_other_images_has_another_key(tmp_path):
+    """The reported case: `dataset.root=/some/other/imagenet/train` must not find the old results."""
+    classes = compose_config("compare", ["experiment=dino_vs_dinov2"]).dataset.classes
+    for folder, seed in (("imagenet", 0), ("other", 10)):
+        for position, synset in enumerate(classes):
+            _write_images(tmp_path / folder / synset, 8, seed + position)
+    shutil.copytree(tmp_path / "imagenet", tmp_path / "copy")
+
+    def key(*overrides: str) -> str:
+        cfg = compose_config(
+            "compare",
+            ["experiment=dino_vs_dinov2", "dataset.n_per_class=6", "++dataset.progress=false", *overrides],
+        )
+        return run_key(cfg, input_digests(cfg))
+
+    original = key(f"paths.imagenet_train={tmp_path / 'imagenet'}")
+    assert (
+        key(f"paths.imagenet_train={tmp_path / 'imagenet'}", f"dataset.root={tmp_path / 'other'}") != original
+    )
+    assert key(f"dataset.root={tmp_path / 'copy'}") == original
