@@ -32,7 +32,7 @@ from rdx.metrics.representations import representation_scores
 from rdx.models.extraction import model_features
 from rdx.models.loading import LoadedModel, check_model_source, load_model
 from rdx.record import DISTANCES, SIDES, MethodResult, RunResult
-from rdx.runs import run_key
+from rdx.runs import input_digests, run_key
 from rdx.sinks.run_dir import check_writable, commit_run, figure_file, write_figures, write_members
 from rdx.sinks.wandb_logger import check_logger, log_comparison
 from rdx.training.on_demand import train_missing_models
@@ -57,19 +57,47 @@ class StageClock:
             self.timings[f"{stage}_s"] = time.perf_counter() - started
 
 
-def compare_models(cfg: DictConfig, output_dir: Path, job: dict[str, Any] | None = None) -> RunResult:
-    """Run one comparison and write its record, members file, figures and W&B run into ``output_dir``.
+@dataclass
+class Preflight:
+    """What is checked before any data loads: every method's estimator (parameters checked) and the
+    logger settings the run can use."""
 
-    Every parameter and input source is checked before the first image is read. results.json is
-    written once, atomically, as the last step, so a run killed half-way leaves none behind. ``job``
-    (the launcher's view: job number, command-line overrides, sweep dir) is kept in the record.
-    """
-    clock = StageClock()
+    estimators: dict[str, tuple[str, Any]]
+    logger: dict[str, Any]
+
+
+def preflight(cfg: DictConfig, output_dir: Path) -> Preflight:
+    """Check every parameter, the logger and the run dir before any work (within seconds): a bad
+    setting fails here, not after training."""
     estimators = configured_methods(cfg)
     logger = check_logger(OmegaConf.to_container(cfg.logger, resolve=True))
     check_writable(Path(output_dir))
-    with clock("data"):
-        image_set = load_image_set(cfg.dataset)
+    return Preflight(estimators, logger)
+
+
+def compare_models(
+    cfg: DictConfig,
+    output_dir: Path,
+    job: dict[str, Any] | None = None,
+    *,
+    checked: Preflight | None = None,
+    image_set: ImageSet | None = None,
+    inputs: dict[str, str | None] | None = None,
+    key: str | None = None,
+    timings: dict[str, float] | None = None,
+) -> RunResult:
+    """Run one comparison and write its record, members file, figures and W&B run into ``output_dir``.
+
+    Parameters, logger and run dir are checked before any data loads (``checked``, when the caller ran
+    :func:`preflight`); results.json is written last, atomically. ``job`` (the launcher's view) is kept in
+    the record. Images, input digests, run key (:mod:`rdx.runs`) and stage ``timings`` (``data_s``) the
+    caller has are used; the rest is made here.
+    """
+    clock = StageClock(dict(timings or {}))
+    checked = checked or preflight(cfg, Path(output_dir))
+    if image_set is None:
+        with clock("data"):
+            image_set = load_image_set(cfg.dataset)
     specs = model_specs(cfg)
     with clock("training"):
         prepared = train_missing_models(specs, Path(cfg.paths.checkpoints))
@@ -80,12 +108,14 @@ def compare_models(cfg: DictConfig, output_dir: Path, job: dict[str, Any] | None
         }
     with clock("features"):
         features, sources, cache = extract_features(models, image_set, cfg)
-    methods = fit_methods(estimators, features, image_set, cfg, clock)
+    methods = fit_methods(checked.estimators, features, image_set, cfg, clock)
     with clock("representations"):
         representations, planted = score_representations(features, image_set, cfg)
-    record = build_record(cfg, job, models, image_set, features, sources, cache, methods)
+    record = build_record(
+        cfg, job, models, image_set, features, sources, cache, methods, inputs=inputs, key=key
+    )
     record.representations, record.planted = representations, planted
-    write_run(record, cfg, logger, Path(output_dir), image_set, features, clock)
+    write_run(record, cfg, checked.logger, Path(output_dir), image_set, features, clock)
     return record
 
 
@@ -271,8 +301,13 @@ def build_record(
     sources: dict[str, str],
     cache: FeatureCache,
     methods: dict[str, MethodResult],
+    *,
+    inputs: dict[str, str | None] | None = None,
+    key: str | None = None,
 ) -> RunResult:
-    """The run record of a finished comparison (not yet written)."""
+    """The run record of a finished comparison (not yet written), with its input digests and the run key
+    computed from them (:mod:`rdx.runs`; computed here when not given)."""
+    inputs = inputs if inputs is not None else input_digests(cfg, image_set)
     names = {side: model.name for side, model in models.items()}
     classes = cfg.dataset.get("classes")
     dataset: dict[str, Any] = {
@@ -304,7 +339,8 @@ def build_record(
             "B": f"RDX direction 10: what {names['B']} groups together that {names['A']} separates; "
             f"baselines: {names['B']}'s own concepts",
         },
-        run_key=run_key(cfg),
+        run_key=key if key is not None else run_key(cfg, inputs),
+        inputs=inputs,
         job=job,
     )
 

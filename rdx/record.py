@@ -286,8 +286,9 @@ class RunResult:
     ``models[side]`` is the model's record (name, kind, layer, pooling, weights, training checkpoint and
     validation accuracy where there is one); ``dataset`` names the images (name, n_images, classes,
     label_names); ``features[side]`` gives the dimension and where the features came from; ``figures``
-    maps figure names to paths relative to the run dir. ``run_dir`` (not stored) is where the record was
-    read from or written to.
+    maps figure names to paths relative to the run dir. ``inputs`` are the content digests its
+    ``run_key`` was computed from (input file by config key, the images, their labels: rdx.runs). ``run_dir``
+    (not stored) is where the record was read from or written to.
     """
 
     task_name: str
@@ -305,6 +306,7 @@ class RunResult:
     figures: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     run_key: str | None = None
+    inputs: dict[str, str | None] | None = None
     job: dict[str, Any] | None = None
     complete: bool = False
     wandb_run_dir: str | None = None
@@ -346,6 +348,7 @@ class RunResult:
             "schema_version": self.schema_version,
             "task_name": self.task_name,
             "run_key": self.run_key,
+            "inputs": self.inputs,
             "complete": self.complete,
             "main_method": self.main_method,
             "job": self.job,
@@ -403,6 +406,7 @@ class RunResult:
                 figures=dict(data.get("figures") or {}),
                 timings=dict(data.get("timings") or {}),
                 run_key=data.get("run_key"),
+                inputs=data.get("inputs"),
                 job=data.get("job"),
                 complete=bool(data.get("complete", False)),
                 wandb_run_dir=data.get("wandb_run_dir"),

