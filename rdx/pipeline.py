@@ -88,10 +88,8 @@ def compare_models(
 ) -> RunResult:
     """Run one comparison and write its record, members file, figures and W&B run into ``output_dir``.
 
-    Parameters, logger and run dir are checked before any data loads (``checked``, when the caller ran
-    :func:`preflight`); results.json is written last, atomically. ``job`` (the launcher's view) is kept in
-    the record. Images, input digests, run key (:mod:`rdx.runs`) and stage ``timings`` (``data_s``) the
-    caller has are used; the rest is made here.
+    Checks come first (:func:`preflight`, or ``checked`` from the caller); results.json is written last,
+    atomically. Images, input digests, run key and ``timings`` the caller has are used, not redone.
     """
     clock = StageClock(dict(timings or {}))
     checked = checked or preflight(cfg, Path(output_dir))
