@@ -100,6 +100,8 @@ def test_array_digest_sees_dtype_shape_and_content():
 def test_file_digest_hashes_content_and_is_memoised(tmp_path, monkeypatch):
     path = tmp_path / "model.ckpt"
     path.write_bytes(b"weights" * 1000)
+    settled = time.time() - 10
+    os.utime(path, (settled, settled))  # written a while ago: memoised
     digest = file_digest(path)
     assert digest == file_digest(tmp_path / "." / "model.ckpt")
 
@@ -111,6 +113,13 @@ def test_file_digest_hashes_content_and_is_memoised(tmp_path, monkeypatch):
     monkeypatch.undo()
     path.write_bytes(b"other weights")
     assert file_digest(path) != digest
+    # a file written just now is read every time (a same-size rewrite within one mtime tick is seen)
+    fresh = file_digest(path)
+    monkeypatch.setattr("builtins.open", no_reading)
+    with pytest.raises(AssertionError, match="read again"):
+        file_digest(path)
+    monkeypatch.undo()
+    assert file_digest(path) == fresh
 
 
 def test_default_cache_root_follows_rdx_root(monkeypatch, tmp_path):
