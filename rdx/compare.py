@@ -1,7 +1,7 @@
 """rdx's front door for one comparison: skip it when it finished before, else run its stages.
 
 Light at import (no torch, sklearn or matplotlib). A comparison first checks every parameter, the logger
-and the run dir (:func:`rdx.pipeline.preflight`), then loads the images: its run key holds their digest.
+and the run dir (:func:`rdx.preflight.preflight`), then loads the images: its run key holds their digest.
 It hands them, with the key, to the comparison it runs; a finished one costs those checks and that
 loading and nothing more. The stages themselves are
 in :mod:`rdx.pipeline`.
@@ -31,10 +31,11 @@ def run_compare(cfg: DictConfig, output_dir: str | Path, job: dict[str, Any] | N
     elsewhere). ``job`` (the launcher's view: job number, overrides, sweep dir) is kept in the record;
     the table tool names sweep columns by the overrides that differ.
     """
-    from rdx.data.registry import load_image_set  # imports torch: the images' digest is part of the key
-    from rdx.pipeline import compare_models, preflight  # the heavy imports
+    from rdx.preflight import preflight  # the estimators' modules (torch, scikit-learn)
 
     checked = preflight(cfg, Path(output_dir))  # every parameter, the logger, the run dir: before any data
+    from rdx.data.registry import load_image_set  # the images' digest is part of the run key
+
     started = time.perf_counter()
     image_set = load_image_set(cfg.dataset)
     inputs = input_digests(cfg, image_set)
@@ -43,6 +44,8 @@ def run_compare(cfg: DictConfig, output_dir: str | Path, job: dict[str, Any] | N
         finished = resume_finished_run(key, Path(output_dir), Path(cfg.paths.runs_index), job)
         if finished is not None:
             return finished
+    from rdx.pipeline import compare_models  # the heavy imports, only for a comparison that runs
+
     timings = {"data_s": time.perf_counter() - started}
     return compare_models(
         cfg,

@@ -24,17 +24,16 @@ from rdx.cache import FeatureCache
 from rdx.data.imageset import ImageSet
 from rdx.data.registry import load_image_set
 from rdx.devices import resolve_device
-from rdx.methods import build_method
-from rdx.methods.params import check_method_params
 from rdx.metrics import explanation_scores
 from rdx.metrics.planted import check_pairs, pair_separability, recovery_scores
 from rdx.metrics.representations import representation_scores
 from rdx.models.extraction import model_features
 from rdx.models.loading import LoadedModel, check_model_source, load_model
+from rdx.preflight import Preflight, preflight
 from rdx.record import DISTANCES, SIDES, MethodResult, RunResult
 from rdx.runs import input_digests, run_key
-from rdx.sinks.run_dir import check_writable, commit_run, figure_file, write_figures, write_members
-from rdx.sinks.wandb_logger import check_logger, log_comparison
+from rdx.sinks.run_dir import commit_run, figure_file, write_figures, write_members
+from rdx.sinks.wandb_logger import log_comparison
 from rdx.training.on_demand import train_missing_models
 from rdx.viz.comparison import comparison_figures
 from rdx.viz.scatter import pca_embedding
@@ -55,24 +54,6 @@ class StageClock:
             yield
         finally:
             self.timings[f"{stage}_s"] = time.perf_counter() - started
-
-
-@dataclass
-class Preflight:
-    """What is checked before any data loads: every method's estimator (parameters checked) and the
-    logger settings the run can use."""
-
-    estimators: dict[str, tuple[str, Any]]
-    logger: dict[str, Any]
-
-
-def preflight(cfg: DictConfig, output_dir: Path) -> Preflight:
-    """Check every parameter, the logger and the run dir before any work (within seconds): a bad
-    setting fails here, not after training."""
-    estimators = configured_methods(cfg)
-    logger = check_logger(OmegaConf.to_container(cfg.logger, resolve=True))
-    check_writable(Path(output_dir))
-    return Preflight(estimators, logger)
 
 
 def compare_models(
@@ -115,31 +96,6 @@ def compare_models(
     record.representations, record.planted = representations, planted
     write_run(record, cfg, checked.logger, Path(output_dir), image_set, features, clock)
     return record
-
-
-def configured_methods(cfg: DictConfig) -> dict[str, tuple[str, Any]]:
-    """Label → (registry name, unfitted estimator) of the main method, then of each selected baseline.
-
-    Built before any data loads, so a misspelt or bad parameter fails at once (naming the valid keys).
-    """
-    entries = [(cfg.method.label, cfg.method.name, cfg.method.params, "method.params")]
-    entries += [
-        (label, b.name, b.params, f"baselines.{label}.params")
-        for label, b in (cfg.get("baselines") or {}).items()
-    ]
-    labels = [label for label, *_ in entries]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"method labels must be unique, got {labels}")
-    estimators = {}
-    for label, name, params, where in entries:
-        check_method_params(name, params, where=where)
-        estimator = build_method(name, **OmegaConf.to_container(params, resolve=True))
-        try:
-            estimator.check_params()
-        except ValueError as error:
-            raise ValueError(f"{where} ({name}): {error}") from None
-        estimators[label] = (name, estimator)
-    return estimators
 
 
 def model_specs(cfg: DictConfig) -> dict[str, dict[str, Any]]:

@@ -1,6 +1,6 @@
 """Method and baseline presets reach the estimator: every ``conf/method/*.yaml`` and
 ``conf/baselines/*.yaml``, composed as ``rdx-compare`` composes it and built as the pipeline builds it
-(``rdx.pipeline.configured_methods``), gives an estimator whose ``get_params()`` are exactly the
+(``rdx.preflight.configured_methods``), gives an estimator whose ``get_params()`` are exactly the
 estimator's signature defaults with the preset's own changes: written out below by hand, so that a
 preset that loses its setting (in the YAML, in composition or on the way to the estimator) fails."""
 
@@ -13,7 +13,7 @@ import pytest
 
 from rdx.cli import CONFIG_DIR
 from rdx.methods import method_class
-from rdx.pipeline import configured_methods
+from rdx.preflight import configured_methods
 from tests.conftest import compose_config
 
 CONF = Path(CONFIG_DIR)

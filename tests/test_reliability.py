@@ -26,7 +26,7 @@ from rdx.models.loading import LoadedModel
 from rdx.record import load_run
 from rdx.sinks.files import safe_component
 from rdx.sinks.run_dir import commit_run, figure_file
-from rdx.sinks.wandb_logger import WandbUnavailableError, check_logger
+from rdx.sinks.wandb_check import WandbUnavailableError, check_logger
 from rdx.training.train import remove_abandoned_folders
 from rdx.viz.comparison import grid_key
 from tests.conftest import compose_config, tiny_compare_overrides

@@ -103,3 +103,22 @@ def save_png(image: np.ndarray, path: str | Path) -> Path:
     with atomic_file(path) as handle:
         Image.fromarray(image).save(handle, format="PNG")
     return Path(path)
+
+
+def check_writable(output_dir: Path) -> None:
+    """Fail before any work when the run dir cannot be written (results would be lost at the end).
+
+    Raises:
+        PermissionError / OSError naming the folder.
+    """
+    output_dir = Path(output_dir)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_file(output_dir / ".write-check", "w") as handle:
+            handle.write("ok")
+        (output_dir / ".write-check").unlink()
+    except OSError as error:
+        raise OSError(
+            f"the run dir {output_dir} cannot be written ({error.strerror or error}); the results would be "
+            "lost at the end: choose another with hydra.run.dir=... (or free the disk)"
+        ) from error

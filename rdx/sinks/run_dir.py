@@ -21,25 +21,6 @@ from rdx.sinks.files import atomic_file, safe_component, save_figure, save_png, 
 log = logging.getLogger(__name__)
 
 
-def check_writable(output_dir: Path) -> None:
-    """Fail before any work when the run dir cannot be written (results would be lost at the end).
-
-    Raises:
-        PermissionError / OSError naming the folder.
-    """
-    output_dir = Path(output_dir)
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_file(output_dir / ".write-check", "w") as handle:
-            handle.write("ok")
-        (output_dir / ".write-check").unlink()
-    except OSError as error:
-        raise OSError(
-            f"the run dir {output_dir} cannot be written ({error.strerror or error}); the results would be "
-            "lost at the end: choose another with hydra.run.dir=... (or free the disk)"
-        ) from error
-
-
 def figure_file(key: str) -> str:
     """Where a figure named ``key`` (:func:`rdx.viz.comparison.comparison_figures`) is written, relative
     to the run dir; method labels become safe folder names (``method.label=../../x`` stays inside)."""
