@@ -286,9 +286,10 @@ class RunResult:
     ``models[side]`` is the model's record (name, kind, layer, pooling, weights, training checkpoint and
     validation accuracy where there is one); ``dataset`` names the images (name, n_images, classes,
     label_names); ``features[side]`` gives the dimension and where the features came from; ``figures``
-    maps figure names to paths relative to the run dir. ``inputs`` are the content digests its
-    ``run_key`` was computed from (input file by config key, the images, their labels: rdx.runs). ``run_dir``
-    (not stored) is where the record was read from or written to.
+    maps figure names to paths relative to the run dir; ``report`` says where the HTML report is
+    (``file``, relative to the run dir) and how it was made (rdx.sinks.report_files). ``inputs`` are the
+    content digests its ``run_key`` was computed from (input file by config key, the images, their
+    labels: rdx.runs). ``run_dir`` (not stored) is where the record was read from or written to.
     """
 
     task_name: str
@@ -304,6 +305,7 @@ class RunResult:
     embedding: dict[str, Any] | None = None
     members_file: str | None = None
     figures: dict[str, str] = field(default_factory=dict)
+    report: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
     run_key: str | None = None
     inputs: dict[str, str | None] | None = None
@@ -363,6 +365,7 @@ class RunResult:
             "members": None if self.members_file is None else _members_json(self),
             "embedding": self.embedding,
             "figures": self.figures,
+            "report": self.report,
             "timings": self.timings,
             "wandb_run_dir": self.wandb_run_dir,
             "wandb_group": self.wandb_group,
@@ -404,6 +407,7 @@ class RunResult:
                 embedding=data.get("embedding"),
                 members_file=(data.get("members") or {}).get("file"),
                 figures=dict(data.get("figures") or {}),
+                report=data.get("report"),
                 timings=dict(data.get("timings") or {}),
                 run_key=data.get("run_key"),
                 inputs=data.get("inputs"),

@@ -171,6 +171,12 @@ class RunLogger:
         data = [[self._to_image(cell) if _is_image(cell) else _plain(cell) for cell in row] for row in rows]
         run.log({name: self._wandb.Table(columns=list(columns), data=data)}, step=step)
 
+    def log_html(self, pages: Mapping[str, str], step: int | None = None) -> None:
+        """Log HTML pages by key (W&B shows each as an HTML panel); each must be one self-contained file."""
+        run = self._active_run()
+        if run is not None and pages:
+            run.log({key: self._wandb.Html(text, inject=False) for key, text in pages.items()}, step=step)
+
     def update_summary(self, values: dict[str, Any]) -> None:
         """Set run summary values (the numbers shown in W&B's runs table)."""
         run = self._active_run()
@@ -211,10 +217,11 @@ def log_comparison(
     settings: Mapping[str, Any],
     config: dict[str, Any],
     output_dir: Path,
+    pages: Mapping[str, str] | None = None,
 ) -> Path | None:
     """Log one comparison to W&B: its metrics and summary (from the record), every figure as it is in
-    memory, and the per-concept table with each concept's grid. Returns the W&B run dir (None when
-    disabled).
+    memory, the per-concept table with each concept's grid, and HTML ``pages`` (the single-file report)
+    as HTML panels. Returns the W&B run dir (None when disabled).
 
     Args:
         record: the run record.
@@ -248,5 +255,6 @@ def log_comparison(
         run.log_metrics(record.wandb_metrics())
         run.log_images(dict(figures))
         run.log_table("concepts", ["method", "side", "concept", "size", "score", "grid_labels", "grid"], rows)
+        run.log_html(dict(pages or {}))
         run.update_summary(record.wandb_summary())
         return run.run_dir
