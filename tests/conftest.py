@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -10,6 +11,7 @@ from omegaconf import DictConfig
 
 from rdx.cli import CONFIG_DIR
 from rdx.data import mnist
+from tests.browser import Browser, find_binaries, missing_reason
 
 os.environ.setdefault("WANDB_SILENT", "true")
 
@@ -67,3 +69,22 @@ def compose_config(name: str, overrides: list[str] | None = None) -> DictConfig:
 def checkpoint_root(tmp_path_factory) -> str:
     """One checkpoint folder for the whole session, so the tiny training runs once."""
     return str(tmp_path_factory.mktemp("checkpoints"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium per test module (tests/browser.py); skips, saying how to enable it, when
+    Chromium, ChromeDriver or selenium is missing."""
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    started = Browser.start(*find_binaries())
+    yield started
+    started.quit()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # every test that takes the browser is marked, so `-m "not browser"` leaves them all out
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
