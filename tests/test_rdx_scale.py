@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.metrics import adjusted_rand_score
 
-from rdx.methods import RDX, sparse_rdx
+from rdx.methods import RDX, neighbourhoods, sparse_rdx
 from rdx.methods.grids import max_affinity, maximize_total_neighborhood_affinity
 from rdx.methods.neighbourhoods import neighbour_ranks_from_features
 from rdx.methods.rdx import DifferenceGraph, ExactGraph, order_clusters
@@ -112,9 +112,20 @@ def test_sampled_ranks_are_close_and_at_least_k_plus_one():
 def test_count_below_counts_strictly_smaller_keys():
     keys = np.array([[5, 1, 3, 3, 9], [0, 2, 4, 6, 8]], dtype=np.int64)
     thresholds = np.array([[3, 10, 1], [5, 0, 8]], dtype=np.int64)
-    got = sparse_rdx._count_below(torch.as_tensor(keys), torch.as_tensor(thresholds)).numpy()
+    got = neighbourhoods.count_below(torch.as_tensor(keys), torch.as_tensor(thresholds)).numpy()
     expected = (keys[:, None, :] < thresholds[:, :, None]).sum(axis=2)
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("passes_max", [0, 64])  # the histogram path, then the numpy passes
+def test_count_below_paths_agree_on_float_keys_with_ties_and_infinities(monkeypatch, passes_max):
+    rng = np.random.default_rng(0)
+    keys = rng.integers(0, 20, size=(7, 300)).astype(np.float32)
+    keys[:, 0] = -np.inf  # a row's own key in the neighbour search
+    thresholds = np.take_along_axis(keys, rng.integers(1, 300, size=(7, 12)), axis=1)
+    monkeypatch.setattr(neighbourhoods, "PASSES_MAX_THRESHOLDS", passes_max)
+    got = neighbourhoods.count_below(torch.as_tensor(keys), torch.as_tensor(thresholds)).numpy()
+    np.testing.assert_array_equal(got, (keys[:, None, :] < thresholds[:, :, None]).sum(axis=2))
 
 
 def test_far_field_means_equal_dense_row_cell_means_when_the_sample_is_every_column():

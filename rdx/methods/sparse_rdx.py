@@ -56,9 +56,12 @@ from tqdm.auto import tqdm
 
 from rdx.methods.explanation import DIRECTION_TO_SIDE
 from rdx.methods.neighbourhoods import (
-    _centred,
+    centred_features,
+    count_below,
+    neighbour_keys,
     resolve_device,
     row_blocks,
+    top_neighbours,
     torch_dtype,
 )
 
@@ -116,65 +119,12 @@ class UnionRanks:
         return int(self.neighbours_A.shape[1])
 
 
-def _neighbour_keys(features: torch.Tensor, squared_norms: torch.Tensor, rows: slice) -> torch.Tensor:
-    """Sort keys of the rows' neighbours, (b, N): |x_j|^2 - 2 x_i . x_j, i.e. the squared distance less
-    the row's own constant |x_i|^2, so within a row they order images exactly as distances do; the
-    image itself gets -inf (first, even among duplicates).
-
-    One matrix multiply that adds the column norms (``addmm``) and no other pass over the block: the
-    neighbour search is memory-bound on the CPU apart from the multiply.
-    """
-    keys = torch.addmm(squared_norms[None, :], features[rows], features.T, alpha=-2.0)
-    local = torch.arange(keys.shape[0], device=keys.device)
-    keys[local, local + rows.start] = -torch.inf
-    return keys
-
-
-def _top_neighbours(keys: torch.Tensor, count: int) -> torch.Tensor:
-    """The ``count`` smallest keys of each row, as column indices ordered by (key, index): the first
-    ``count`` entries of a stable argsort, self first. (b, count) int64."""
-    n = keys.shape[1]
-    take = min(count + 1, n)
-    values, index = torch.topk(keys, take, dim=1, largest=False, sorted=True)
-    # order the selection by (key, index): topk does not promise an order among equal keys
-    by_index = torch.argsort(index, dim=1)
-    values, index = values.gather(1, by_index), index.gather(1, by_index)
-    by_key = torch.argsort(values, dim=1, stable=True)
-    values, index = values.gather(1, by_key), index.gather(1, by_key)
-    if take > count:
-        # a tie straddling the cut: which tied images are in must follow the index order, as a stable
-        # sort would; such rows (rare) are redone with a full stable sort
-        straddling = torch.nonzero(values[:, count - 1] == values[:, count]).flatten()
-        if len(straddling):
-            full = torch.argsort(keys[straddling], dim=1, stable=True)[:, :count]
-            index[straddling, :count] = full
-    return index[:, :count]
-
-
 def _positions_in(lists: torch.Tensor, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Where each query column sits in its row's list: (found (b, q) bool, 0-based position (b, q))."""
     sorted_lists, order = torch.sort(lists, dim=1)
     where = torch.searchsorted(sorted_lists, queries.contiguous()).clamp_(max=lists.shape[1] - 1)
     found = sorted_lists.gather(1, where) == queries
     return found, order.gather(1, where)
-
-
-def _count_below(keys: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
-    """#{k : key[i, k] < threshold[i, t]} for every row i and threshold t, exactly; (b, t) int64.
-
-    One binary search of each key among its row's sorted thresholds and a histogram: O(N log t) per
-    row. Exactly tied keys count as not below (the exact path would order them by index).
-    """
-    sorted_thresholds, order = torch.sort(thresholds, dim=1)
-    # p_k = #{t <= key_k}; key_k < t_j  <=>  j >= p_k (0-based, ascending thresholds)
-    bucket = torch.searchsorted(sorted_thresholds, keys, right=True)
-    rows, width = thresholds.shape[0], thresholds.shape[1] + 1
-    bucket += torch.arange(rows, device=bucket.device)[:, None] * width  # one histogram per row
-    histogram = torch.bincount(bucket.view(-1), minlength=rows * width).view(rows, width)
-    below_sorted = torch.cumsum(histogram, dim=1)[:, :-1]
-    below = torch.empty_like(below_sorted)
-    below.scatter_(1, order, below_sorted)
-    return below
 
 
 def _sorted_rows(values: torch.Tensor, use_numpy: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -262,7 +212,7 @@ def joint_cells(
     rng = np.random.default_rng(random_state)
     parts = []
     for X in (X_A, X_B):
-        centred, norms = _centred(X, torch.float32, device)
+        centred, norms = centred_features(X, torch.float32, device)
         centred /= norms.mean().clamp(min=1e-12).sqrt()
         if centred.shape[1] > PROJECTED_DIMENSIONS:
             projection = (
@@ -406,7 +356,7 @@ def union_neighbour_ranks(
     if n < 3:
         raise ValueError(f"the sparse path needs at least 3 images, got N={n}")
     k = int(min(max(1, n_neighbors), n - 1))
-    features = [_centred(X, torch_dtype(dtype), device) for X in (X_A, X_B)]
+    features = [centred_features(X, torch_dtype(dtype), device) for X in (X_A, X_B)]
     rng = np.random.default_rng(random_state)
     sampled = sample_size < n
     sample = np.sort(rng.choice(n, size=sample_size, replace=False)) if sampled else np.arange(n)
@@ -435,8 +385,8 @@ def union_neighbour_ranks(
     )
     for rows in row_blocks(n, 1, row_bytes, block_bytes):
         bar.update(rows.stop - rows.start)
-        keys = [_neighbour_keys(f, norms, rows) for f, norms in features]
-        top = [_top_neighbours(key, k + 1)[:, 1:] for key in keys]  # drop self (always first)
+        keys = [neighbour_keys(f, norms, rows) for f, norms in features]
+        top = [top_neighbours(key, k + 1)[:, 1:] for key in keys]  # drop self (always first)
         for model in range(2):
             neighbours[model][rows] = top[model].cpu().numpy()
         kth_keys = [key.gather(1, t[:, -1:]).squeeze(1) for key, t in zip(keys, top, strict=True)]
@@ -450,7 +400,7 @@ def union_neighbour_ranks(
             found, position = _positions_in(top[model], union)
             query_keys = keys[model].gather(1, union)
             if count_exactly:
-                beyond = _count_below(keys[model], query_keys).to(torch.float64)
+                beyond = count_below(keys[model], query_keys).to(torch.float64)
             else:
                 beyond = samples[model].ranks_of(query_keys, n, k)
             ranks.append(torch.where(found, (position + 1).to(torch.float64), beyond))

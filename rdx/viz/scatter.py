@@ -8,9 +8,12 @@ import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from sklearn.decomposition import PCA
 
+from rdx.methods.embedding import pca_2d, pca_embedding
 from rdx.methods.explanation import SIDES, Explanation
+
+# pca_2d and pca_embedding live in rdx.methods.embedding (no matplotlib there); named here for callers
+__all__ = ["pca_2d", "pca_embedding", "pca_scatter", "subsample_indices"]
 
 
 def subsample_indices(n: int, max_points: int, seed: int = 0) -> np.ndarray:
@@ -18,31 +21,6 @@ def subsample_indices(n: int, max_points: int, seed: int = 0) -> np.ndarray:
     if n <= max_points:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=max_points, replace=False))
-
-
-def pca_2d(X: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Project X (N, d) on its first two principal components.
-
-    Returns:
-        coordinates (N, 2) and the explained variance ratio of each component (2,).
-    """
-    X = np.asarray(X, dtype=np.float64)
-    n_components = min(2, *X.shape)
-    pca = PCA(n_components=n_components, random_state=seed)
-    coordinates = pca.fit_transform(X)
-    ratios = pca.explained_variance_ratio_
-    if n_components < 2:  # degenerate input (one sample or one feature): pad with a zero axis
-        coordinates = np.pad(coordinates, ((0, 0), (0, 2 - n_components)))
-        ratios = np.pad(ratios, (0, 2 - n_components))
-    return coordinates, ratios
-
-
-def pca_embedding(
-    X_A: np.ndarray, X_B: np.ndarray, seed: int = 0
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per side ("A", "B"): the 2-D PCA coordinates (N, 2) of its representation and the explained
-    variance ratios (2,), as :func:`pca_scatter` draws them."""
-    return {side: pca_2d(X, seed) for side, X in zip(SIDES, (X_A, X_B), strict=True)}
 
 
 def _label_colours(n_labels: int) -> list:

@@ -34,6 +34,7 @@ from sklearn.cluster import HDBSCAN
 
 from rdx.methods.baselines.base import Baseline, check_n_concepts
 from rdx.methods.checks import check_positive_int
+from rdx.methods.embedding import umap_embedding
 from rdx.methods.explanation import Concept, Explanation
 from rdx.methods.grids import select_grid
 from rdx.methods.rdx import check_representations
@@ -44,33 +45,6 @@ NOISE = -1
 # UMAP's setting for clustering: points packed tightly around their neighbours give HDBSCAN dense groups.
 UMAP_MIN_DIST = 0.0
 MIN_SAMPLES = 4  # UMAP's spectral initialisation needs at least 2 dimensions below N - 1
-
-
-def umap_embedding(X: np.ndarray, n_components: int, n_neighbors: int, random_state: int) -> np.ndarray:
-    """UMAP embedding of one representation, seeded and single-threaded (deterministic).
-
-    Args:
-        X: (N, d) features; not modified (UMAP gets a float32 copy).
-        n_components: requested dimension; the embedding has min(n_components, d, N - 2) columns.
-        n_neighbors: UMAP's neighbourhood size, capped at N - 1.
-        random_state: UMAP's seed.
-
-    Returns:
-        (N, min(n_components, d, N - 2)) float32 embedding.
-    """
-    try:
-        import umap  # imported here: a second or two of import, paid only by runs that use NLMCD
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("the NLMCD baseline needs umap-learn: pip install umap-learn") from error
-    n, d = X.shape
-    reducer = umap.UMAP(
-        n_components=min(n_components, d, n - 2),
-        n_neighbors=min(n_neighbors, n - 1),
-        min_dist=UMAP_MIN_DIST,
-        random_state=int(random_state),
-        n_jobs=1,  # what a seed implies anyway; said explicitly so UMAP does not warn
-    )
-    return reducer.fit_transform(np.array(X, dtype=np.float32, copy=True))
 
 
 def density_clusters(embedding: np.ndarray, min_cluster_size: int) -> np.ndarray:
@@ -179,7 +153,9 @@ class NLMCDBaseline(Baseline):
             "clusters (its noise points as singletons)",
         }
         for side, X in features.items():
-            embedding = umap_embedding(X, self.n_components, self.n_neighbors, self.random_state)
+            embedding = umap_embedding(
+                X, self.n_components, self.n_neighbors, self.random_state, min_dist=UMAP_MIN_DIST
+            )
             labels[side] = density_clusters(embedding, self.min_cluster_size)
             n_clusters = len(np.unique(labels[side][labels[side] != NOISE]))
             if n_clusters == 0:
