@@ -32,6 +32,16 @@ def _label_colours(n_labels: int) -> list:
     return [cmap(i / max(1, n_labels - 1)) for i in range(n_labels)]
 
 
+def label_colours_hex(labels: np.ndarray) -> dict[int, str]:
+    """Each distinct label's colour in the figures (as :func:`pca_scatter` draws it), as CSS hex."""
+    unique_labels = np.unique(np.asarray(labels))
+    colours = _label_colours(len(unique_labels))
+    return {
+        int(label): matplotlib.colors.to_hex(colour)
+        for label, colour in zip(unique_labels, colours, strict=True)
+    }
+
+
 # Dark outline colours, one per concept, that stay readable over the label colours (tab10/tab20).
 _CONCEPT_OUTLINE_COLOURS = ("black", "#762a83", "#8c510a", "#01665e", "#c51b7d", "#2b5797", "#4d4d4d")
 
