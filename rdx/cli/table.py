@@ -6,8 +6,9 @@ Examples:
     rdx-table outputs --out-dir experiments/mnist_835/table --wandb online --project rdx
 
 Writes into the output folder (default ``<folder>/table``): ``table.md`` (all tables), one CSV per table
-(``mbsr_silb.csv``, ...), ``runs.csv`` (the runs used) and ``bsr_boxplot.png``; and logs the same tables
-and figure to a W&B run named "table".
+(``mbsr_silb.csv``, ...), ``runs.csv`` (the runs used), ``bsr_boxplot.png`` and ``report.html`` (all of
+them on one page, each comparison linked to its own report.html); and logs the same tables and figure to
+a W&B run named "table".
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"tables:   {report['files']['markdown']}")
     print(f"csv:      {out_dir} ({', '.join(f'{key}.csv' for key in report['tables'])}, runs.csv)")
     print(f"box plot: {report['files']['boxplot']}")
+    print(f"report:   {report['files']['html']}")
     if wandb_dir is not None:
         print(f"W&B run:  {wandb_dir}")
 

@@ -211,11 +211,13 @@ def points_script(points: Mapping[str, Any]) -> str:
     return f"window.RDX_POINTS = {_json_for_script(points)};\n"
 
 
-def _static(name: str) -> str:
+def static_text(name: str) -> str:
+    """The text of a file in rdx/report/static (CSS, script or template inlined into a page)."""
     return resources.files("rdx.report").joinpath("static", name).read_text(encoding="utf-8")
 
 
-def _escape(text: str) -> str:
+def escape_html(text: str) -> str:
+    """``text`` safe as HTML text and inside a double-quoted attribute."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
@@ -234,18 +236,19 @@ def render_page(data: Mapping[str, Any], points: Mapping[str, Any] | None = None
         else "PCA (UMAP when umap-learn is installed and N is within report.umap_max_n)"
     )
     replacements = {
-        "__TITLE__": _escape(data["title"]),
-        "__MAIN__": _escape(str(data["main"])),
-        "__NAME_A__": _escape(str(models["A"].get("name", "A"))),
-        "__NAME_B__": _escape(str(models["B"].get("name", "B"))),
-        "__MAP_NOTE__": _escape(
+        "__TITLE__": escape_html(data["title"]),
+        "__MAIN__": escape_html(str(data["main"])),
+        "__NAME_A__": escape_html(str(models["A"].get("name", "A"))),
+        "__NAME_B__": escape_html(str(models["B"].get("name", "B"))),
+        "__MAP_NOTE__": escape_html(
             f"Coordinates: {umap_note} of each model's features, scaled to the panel. Hover a point for its "
             "image; click a point for its neighbours in both models."
         ),
-        "__CSS__": _static("report.css"),
+        "__CSS__": static_text("report.css"),
         "__DATA__": _json_for_script(data),
         "__POINTS__": inline_points,
-        "__JS__": _static("report.js"),
+        "__JS__": static_text("report.js"),
     }
     # one pass, so no inserted text (a model named "__JS__", say) is itself replaced
-    return re.sub(r"__[A-Z_]+?__", lambda m: replacements.get(m.group(0), m.group(0)), _static("report.html"))
+    template = static_text("report.html")
+    return re.sub(r"__[A-Z_]+?__", lambda m: replacements.get(m.group(0), m.group(0)), template)

@@ -2,7 +2,8 @@
 
 Rows are methods (their labels), columns are comparisons (each run's ``task_name``) plus their mean.
 The functions from ``find_runs`` to ``to_markdown`` are pure (they read files but write nothing);
-``write_report`` is the edge that writes the CSV/Markdown files and the box plot.
+``write_report`` is the edge that writes the CSV/Markdown files, the box plot and ``report.html`` (the
+sweep report, built by rdx.report.sweep_page).
 """
 
 from __future__ import annotations
@@ -264,12 +265,29 @@ def runs_table(runs: Sequence[Run], root: str | Path | None = None) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def _format_cell(value: Any, digits: int) -> str:
+def format_value(value: Any, digits: int) -> str:
+    """A cell as shown in table.md and report.html: None or NaN reads "–", a float has ``digits``
+    decimals, anything else is its str."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return MISSING
     if isinstance(value, (float, np.floating)):
         return f"{value:.{digits}f}"
-    return str(value).replace("|", "\\|")
+    return str(value)
+
+
+def best_mask(values: Sequence[float], digits: int, higher_is_better: bool) -> list[bool]:
+    """Which of a column's values are its best: the maximum (or minimum when lower is better) judged on
+    the shown ``digits``, so every tied value is best; None and NaN never are."""
+    present = [value is not None and not math.isnan(value) for value in values]
+    shown = [round(value, digits) for value, ok in zip(values, present, strict=True) if ok]
+    if not shown:
+        return [False] * len(values)
+    best = max(shown) if higher_is_better else min(shown)
+    return [ok and round(value, digits) == best for value, ok in zip(values, present, strict=True)]
+
+
+def _format_cell(value: Any, digits: int) -> str:
+    return format_value(value, digits).replace("|", "\\|")
 
 
 def dataframe_to_markdown(table: pd.DataFrame, digits: int = 3, higher_is_better: bool | None = None) -> str:
@@ -285,13 +303,8 @@ def dataframe_to_markdown(table: pd.DataFrame, digits: int = 3, higher_is_better
         values = table[column].tolist()
         cells = [_format_cell(value, digits) for value in values]
         if is_numeric and higher_is_better is not None:
-            shown = [round(v, digits) for v in values if v is not None and not math.isnan(v)]
-            if shown:
-                best = max(shown) if higher_is_better else min(shown)
-                cells = [
-                    f"**{cell}**" if cell != MISSING and round(value, digits) == best else cell
-                    for cell, value in zip(cells, values, strict=True)
-                ]
+            best = best_mask(values, digits, higher_is_better)
+            cells = [f"**{cell}**" if is_best else cell for cell, is_best in zip(cells, best, strict=True)]
         body.append(cells)
     rows = list(zip(*body, strict=True))
     lines = [
@@ -338,14 +351,16 @@ def write_report(
     columns: Sequence[str] | None = None,
     digits: int = 3,
 ) -> dict[str, Any]:
-    """Read every results.json below ``folder`` and write the tables, runs.csv and the box plot.
+    """Read every results.json below ``folder`` and write the tables, runs.csv, the box plot and the page.
 
     Writes into ``out_dir`` (default ``<folder>/table``; results.json files inside it are skipped):
-    ``<table key>.csv`` per table, ``table.md`` with all of them, ``runs.csv`` and ``bsr_boxplot.png``.
+    ``<table key>.csv`` per table, ``table.md`` with all of them, ``runs.csv``, ``bsr_boxplot.png`` and
+    ``report.html`` (all of them on one page, each comparison linked to its own report:
+    rdx.report.sweep_page).
 
     Returns:
         {"tables": {key: DataFrame}, "runs": DataFrame, "files": {table key | "runs" | "markdown" |
-        "boxplot": Path}, "figures": {"bsr_boxplot": the box plot, in memory}, "wandb_group": the W&B
+        "boxplot" | "html": Path}, "figures": {"bsr_boxplot": the box plot, in memory}, "wandb_group": the W&B
         group all runs share, or None}
     """
     folder = Path(folder)
@@ -370,6 +385,12 @@ def write_report(
         grid_bsr_values(runs, columns), title=f"BSR (SILB) per grid, {len(runs)} comparisons"
     )
     files["boxplot"] = save_figure(figure, out_dir / "bsr_boxplot.png")
+    # imported here: the sweep page reuses rdx.report.page's helpers, and that module imports this one
+    from rdx.report.sweep_page import find_report_links, sweep_page
+
+    links = find_report_links(_runs_by_column(runs, columns), out_dir)
+    page = sweep_page(tables, runs_frame, links, files["boxplot"].name, title, digits)
+    files["html"] = _write_text(out_dir / "report.html", page)
     log.info("benchmark of %d runs written to %s", len(runs), out_dir)
     groups = sorted({run.record.wandb_group for run in runs} - {None})
     return {
