@@ -32,6 +32,7 @@ from rdx.models.loading import LoadedModel, check_model_source, load_model
 from rdx.preflight import Preflight, preflight
 from rdx.record import DISTANCES, SIDES, MethodResult, RunResult
 from rdx.runs import input_digests, run_key
+from rdx.sinks.report_files import write_report
 from rdx.sinks.run_dir import commit_run, figure_file, write_figures, write_members
 from rdx.sinks.wandb_logger import log_comparison
 from rdx.training.on_demand import train_missing_models
@@ -94,7 +95,7 @@ def compare_models(
         cfg, job, models, image_set, features, sources, cache, methods, inputs=inputs, key=key
     )
     record.representations, record.planted = representations, planted
-    write_run(record, cfg, checked.logger, Path(output_dir), image_set, features, clock)
+    write_run(record, cfg, checked, Path(output_dir), image_set, features, clock)
     return record
 
 
@@ -302,13 +303,15 @@ def build_record(
 def write_run(
     record: RunResult,
     cfg: DictConfig,
-    logger: dict[str, Any],
+    checked: Preflight,
     output_dir: Path,
     image_set: ImageSet,
     features: dict[str, np.ndarray],
     clock: StageClock,
 ) -> None:
-    """Members file, figures and W&B run from the record, then results.json (the commit point)."""
+    """Members file, figures, the HTML report and the W&B run from the record, then results.json (the
+    commit point)."""
+    logger = checked.logger
     with clock("figures"):
         embedding = pca_embedding(features["A"], features["B"])
         record.embedding = {
@@ -323,8 +326,24 @@ def write_run(
             record, image_set.images, image_set.labels, embedding, cfg.figures.grid_scale
         )
         record.figures = write_figures(figures, output_dir, {key: figure_file(key) for key in figures})
+    pages = {}
+    if checked.report.enabled:
+        with clock("report"):
+            record.report, page = write_report(
+                record,
+                output_dir,
+                image_set.images,
+                image_set.labels,
+                features,
+                checked.report,
+                device=str(resolve_device(cfg.device)),
+                seed=cfg.seed,
+                single_file=logger["mode"] != "disabled",
+            )
+        pages = {"report": page} if page is not None else {}
     record.timings = clock.timings
-    wandb_dir = log_comparison(record, figures, logger, OmegaConf.to_container(cfg, resolve=True), output_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    wandb_dir = log_comparison(record, figures, logger, config, output_dir, pages=pages)
     if wandb_dir is not None:
         record.wandb_run_dir, record.wandb_group = str(wandb_dir), logger.get("group")
     commit_run(record, output_dir, Path(cfg.paths.runs_index))

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from rdx.methods import build_method
 from rdx.methods.params import check_method_params
 from rdx.sinks.files import check_writable
+from rdx.sinks.report_files import ReportSettings, report_settings
 from rdx.sinks.wandb_check import check_logger
 
 
@@ -25,6 +26,7 @@ class Preflight:
 
     estimators: dict[str, tuple[str, Any]]
     logger: dict[str, Any]
+    report: ReportSettings
 
 
 def preflight(cfg: DictConfig, output_dir: Path) -> Preflight:
@@ -32,8 +34,9 @@ def preflight(cfg: DictConfig, output_dir: Path) -> Preflight:
     after training."""
     estimators = configured_methods(cfg)
     logger = check_logger(OmegaConf.to_container(cfg.logger, resolve=True))
+    report = report_settings(OmegaConf.to_container(cfg.report, resolve=True) if "report" in cfg else None)
     check_writable(Path(output_dir))
-    return Preflight(estimators, logger)
+    return Preflight(estimators, logger, report)
 
 
 def configured_methods(cfg: DictConfig) -> dict[str, tuple[str, Any]]:

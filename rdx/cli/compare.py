@@ -49,6 +49,8 @@ def main(cfg: DictConfig) -> float:
         for name in ("summary", "pca_scatter", "comparison")
         if name in record.figures
     }
+    if record.report is not None:
+        shown["report"] = record.path(record.report["file"])
     if record.members_file is not None:
         shown["members"] = record.path(record.members_file)
     if record.wandb_run_dir:

@@ -113,6 +113,7 @@ def report_data(
     maps: list[str],
     neighbours_k: int,
     thumb_size: int,
+    member_page: int = MEMBER_PAGE_SIZE,
 ) -> dict[str, Any]:
     """The page's inline data (``window.RDX_REPORT``): everything but the per-image arrays.
 
@@ -124,6 +125,7 @@ def report_data(
         maps: the 2-D embeddings in points.js ("pca", and "umap" when computed).
         neighbours_k: neighbours per image in points.js.
         thumb_size: the thumbnails' display size in CSS pixels.
+        member_page: thumbnails per page of an opened concept.
     """
     names = record.label_names or {}
     labels = [int(label) for label in record.dataset.get("classes", []) if str(label).lstrip("-").isdigit()]
@@ -157,7 +159,7 @@ def report_data(
         "points_file": POINTS_FILE,
         "maps": list(maps),
         "neighbours_k": int(neighbours_k),
-        "member_page_size": MEMBER_PAGE_SIZE,
+        "member_page_size": int(member_page),
     }
 
 

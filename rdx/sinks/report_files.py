@@ -18,7 +18,6 @@ import numpy as np
 from PIL import Image
 
 from rdx.record import RunResult
-from rdx.report.page import render_page
 from rdx.sinks.files import atomic_file, safe_component
 
 log = logging.getLogger(__name__)
@@ -62,8 +61,11 @@ class ReportSettings:
     umap: bool | str = "auto"
     umap_max_n: int = 20_000
     wandb_max_mb: float = 20.0
+    member_page: int = 200
 
     def __post_init__(self) -> None:
+        if self.member_page < 1:
+            raise ValueError(f"report.member_page must be at least 1, got {self.member_page}")
         if self.neighbours < 1:
             raise ValueError(f"report.neighbours must be at least 1, got {self.neighbours}")
         if self.thumbnail_px is not None and not 8 <= self.thumbnail_px <= 256:
@@ -72,6 +74,16 @@ class ReportSettings:
             raise ValueError(f"report.umap must be true, false or auto, got {self.umap!r}")
         if self.wandb_max_mb < 0:
             raise ValueError(f"report.wandb_max_mb must be >= 0, got {self.wandb_max_mb}")
+
+
+def report_settings(config: Mapping[str, Any] | None) -> ReportSettings:
+    """The checked ``report`` config (None: the defaults); a bad value fails before any work."""
+    config = dict(config or {})
+    known = set(ReportSettings.__dataclass_fields__)
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(f"report: unknown setting(s) {unknown}; valid: {sorted(known)}")
+    return ReportSettings(**config)
 
 
 def display_size(tile: int) -> int:
@@ -102,7 +114,7 @@ def write_report(
         file inline (for W&B's HTML panel), or None when that exceeds ``settings.wandb_max_mb``.
     """
     from rdx.report.assets import map_embeddings, neighbour_tables, thumbnail_pages
-    from rdx.report.page import FILES_DIR, POINTS_FILE, REPORT_FILE, points_data, points_script
+    from rdx.report.page import FILES_DIR, POINTS_FILE, REPORT_FILE, points_data, points_script, render_page
 
     output_dir = Path(output_dir)
     thumbs = thumbnail_pages(images, settings.thumbnail_px)
@@ -123,6 +135,7 @@ def write_report(
         "thumb_size": display_size(thumbs.tile),
         "maps": list(maps),
         "neighbours": k,
+        "member_page": settings.member_page,
     }
     data = page_data(record, entry, labels)
     points = points_data(record, labels, maps, neighbours)
@@ -138,7 +151,7 @@ def write_report(
 
 def page_data(record: RunResult, entry: Mapping[str, Any], labels: np.ndarray) -> dict[str, Any]:
     """The page's inline data from the record and its ``report`` entry (how the files were laid out)."""
-    from rdx.report.page import report_data
+    from rdx.report.page import MEMBER_PAGE_SIZE, report_data
     from rdx.viz.comparison import grid_key
     from rdx.viz.scatter import label_colours_hex
 
@@ -156,6 +169,7 @@ def page_data(record: RunResult, entry: Mapping[str, Any], labels: np.ndarray) -
         list(entry["maps"]),
         int(entry["neighbours"]),
         int(entry["thumb_size"]),
+        int(entry.get("member_page", MEMBER_PAGE_SIZE)),
     )
 
 
@@ -168,6 +182,8 @@ def single_file_page(
     data: Mapping[str, Any], points: Mapping[str, Any], output_dir: Path, max_mb: float
 ) -> str | None:
     """The report as one file (thumbnails, grids and points inline as data), or None above ``max_mb``."""
+    from rdx.report.page import render_page
+
     inline = dict(data)
     inline["thumbs"] = dict(
         data["thumbs"], pages=[_data_uri(output_dir / p) for p in data["thumbs"]["pages"]]

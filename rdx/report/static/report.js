@@ -434,11 +434,7 @@
     }
     return centrings[key];
   }
-  api.project = function (side, i) {
-    const [x, y] = project(side, i);
-    const rect = maps[side].canvas.getBoundingClientRect();
-    return [rect.left + x, rect.top + y];
-  };
+  api.project = project; // (side, image) -> its point in CSS pixels from the canvas's top-left corner
 
   function buildIndex() {
     // a uniform bucket grid over the unit square for hover look-ups
