@@ -62,6 +62,13 @@ def test_the_page_loads_offline_without_errors(browser, report_run):
     assert {cell.find_element("xpath", "..").get_attribute("data-method") for cell in best} == {
         max(record.methods, key=lambda label: record.methods[label].mbsr)
     }
+    # a header click sorts by that column, descending then ascending
+    browser.click('#scores-table th[data-key="mbsr_silb"]')
+    order = [row.get_attribute("data-method") for row in browser.find_all("#scores-table tbody tr")]
+    assert order == sorted(record.methods, key=lambda label: -record.methods[label].mbsr)
+    browser.click('#scores-table th[data-key="mbsr_silb"]')
+    order = [row.get_attribute("data-method") for row in browser.find_all("#scores-table tbody tr")]
+    assert order == sorted(record.methods, key=lambda label: record.methods[label].mbsr)
     assert browser.console_errors() == []
     assert browser.network_requests() == []
 

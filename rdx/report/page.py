@@ -249,7 +249,7 @@ def render_page(data: Mapping[str, Any], points: Mapping[str, Any] | None = None
         "__CSS__": static_text("report.css"),
         "__DATA__": _json_for_script(data),
         "__POINTS__": inline_points,
-        "__JS__": static_text("report.js"),
+        "__JS__": static_text("sort.js") + static_text("report.js"),
     }
     # one pass, so no inserted text (a model named "__JS__", say) is itself replaced
     template = static_text("report.html")

@@ -3,7 +3,7 @@
 The page holds every benchmark table (best value per column shaded, rows sortable by clicking a column
 header), the BSR box plot and the runs, each comparison linked to its own ``report.html``
 (:mod:`rdx.report.page`). It is one file with its CSS and sorting script inline (``static/report.css``,
-``static/sweep.js``); its only other resources are the box plot beside it and the linked reports, all by
+``static/sort.js``); its only other resources are the box plot beside it and the linked reports, all by
 relative paths, so it works from ``file://`` and fetches nothing from the network.
 
 :func:`find_report_links` finds each run's report (it reads the file system, writes nothing);
@@ -170,5 +170,5 @@ def sweep_page(
         f'<header class="top">\n<h1>{escape_html(heading)}</h1>\n<nav>{"".join(nav)}</nav>\n</header>\n'
         "<main>\n"
         + "\n".join(part for part in body if part)
-        + f"\n</main>\n<script>\n{static_text('sweep.js')}</script>\n</body>\n</html>\n"
+        + f"\n</main>\n<script>\n{static_text('sort.js')}</script>\n</body>\n</html>\n"
     )

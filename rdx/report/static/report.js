@@ -91,6 +91,13 @@
       .join(", ");
   }
 
+  // a weights file by its last three path parts (training run, folder, file); the full path in the record
+  function shortPath(text) {
+    if (!text) return text;
+    const parts = String(text).split(/[\\/]/);
+    return parts.length > 3 ? "…/" + parts.slice(-3).join("/") : text;
+  }
+
   // ---------------------------------------------------------------- overview
   function renderOverview() {
     const root = $("#overview");
@@ -100,7 +107,7 @@
       const rows = [
         ["name", m.name],
         ["kind", m.kind],
-        ["weights", m.weights || m.checkpoint],
+        ["weights", shortPath(m.weights || m.checkpoint)],
         ["training step", m.step === undefined ? null : `step ${m.step}, epoch ${m.epoch}`],
         ["validation accuracy", m.val_acc === undefined || m.val_acc === null ? null : fmt(100 * m.val_acc, 2) + " %"],
         ["layer · pooling", [m.layer, m.pooling].filter((x) => x).join(" · ") || null],
@@ -136,9 +143,10 @@
       el("p", {
         class: "muted small",
         text:
-          "BSR: share of grid-image triplets whose pairs are nearer in the explaining model than in the other " +
-          "(higher: the grid shows a difference); mBSR: mean of both sides. Tie rate: share of tied triplets " +
-          "(lower is better). Click a column to sort; the best value per column is shaded.",
+          "BSR: over the ordered image pairs of a grid explaining model M, the share with a smaller distance " +
+          "in M than in the other model (0.5: a method that ignores the other model); mean over a side's " +
+          "grids; mBSR: mean of both sides. TSD: mean distance difference over the same pairs. Tie rate: " +
+          "share of tied pairs (lower is better). Click a column to sort; the best value per column is shaded.",
       })
     );
   }
@@ -171,32 +179,8 @@
         if (td.dataset.value !== "" && Number(td.dataset.value) === best) td.classList.add("best");
       }
     }
-    head.addEventListener("click", (event) => {
-      const th = event.target.closest("th");
-      if (th) sortTable(table, th);
-    });
+    window.rdxSortable(table); // static/sort.js
     return table;
-  }
-
-  function sortTable(table, th) {
-    const key = th.dataset.key;
-    const descending = !th.classList.contains("sorted-desc");
-    for (const other of table.querySelectorAll("th")) other.classList.remove("sorted-desc", "sorted-asc");
-    th.classList.add(descending ? "sorted-desc" : "sorted-asc");
-    const body = table.tBodies[0];
-    const rows = Array.from(body.rows);
-    const value = (row) => {
-      const cell = key === "label" ? row.cells[0] : row.querySelector(`td[data-key="${key}"]`);
-      const raw = cell.dataset.value;
-      return key === "label" ? raw : raw === "" ? -Infinity : Number(raw);
-    };
-    rows.sort((a, b) => {
-      const x = value(a);
-      const y = value(b);
-      const order = x < y ? -1 : x > y ? 1 : 0;
-      return descending ? -order : order;
-    });
-    for (const row of rows) body.appendChild(row);
   }
 
   // ---------------------------------------------------------------- concepts

@@ -1,5 +1,6 @@
-/* rdx sweep report: click a column header to sort its table's rows, as in a comparison report's scores
- * table (first click: descending, next: ascending; a missing value sorts as the lowest). No library. */
+/* rdx reports: click a column header (th.sortable) to sort its table's rows by the cells' data-value
+ * (first click: descending, next: ascending; a missing value sorts as the lowest; the first column sorts
+ * as text). Used by the comparison report's scores table and every table of the sweep report. */
 (function () {
   "use strict";
   function sortTable(table, th) {
@@ -21,12 +22,14 @@
     });
     for (const row of rows) body.appendChild(row);
   }
-  for (const table of document.querySelectorAll("table.data")) {
-    if (!table.tHead) continue;
+  function sortable(table) {
+    if (!table.tHead) return;
     table.tHead.addEventListener("click", (event) => {
-      if (event.target.closest("a")) return; // a comparison's name opens its report instead
+      if (event.target.closest("a")) return; // a link in a header (a comparison's report) opens instead
       const th = event.target.closest("th.sortable");
       if (th) sortTable(table, th);
     });
   }
+  window.rdxSortable = sortable;
+  for (const table of document.querySelectorAll("table.data")) sortable(table);
 })();
