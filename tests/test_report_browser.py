@@ -27,7 +27,7 @@ def report_run(checkpoint_root, tmp_path_factory):
         f"report.member_page={PAGE}",
         "report.neighbours=6",
     ]
-    out = tmp_path_factory.mktemp("report_run")
+    out = tmp_path_factory.mktemp("report_sweep") / "0"  # one job of a "sweep" folder
     run_compare(compose_config("compare", overrides), out)
     record = load_run(out / "results.json", members=True)
     return out, record
@@ -179,3 +179,19 @@ def test_the_methods_matrix_shows_every_method_with_its_grids(browser, report_ru
     )
     assert browser.console_errors() == []
     assert browser.network_requests() == []
+
+
+def test_the_sweep_report_links_each_comparisons_report(browser, report_run, tmp_path):
+    from rdx.report.table import write_report
+
+    out, record = report_run
+    files = write_report(out.parent, tmp_path / "table")["files"]
+    browser.open(files["html"])
+    assert browser.console_errors() == [] and browser.network_requests() == []
+    assert browser.find("img").get_attribute("naturalWidth") != "0"  # the box plot beside it
+    links = [a for a in browser.find_all("a") if a.get_attribute("href").endswith("/report.html")]
+    assert links
+    browser.click(links[0])
+    browser.wait_for("window.rdxReport && window.rdxReport.ready")
+    assert browser.execute("return location.href") == (out / "report.html").as_uri()
+    assert browser.console_errors() == []
