@@ -569,16 +569,22 @@ def remove_abandoned_folders(checkpoint_root: Path) -> list[Path]:
     return removed
 
 
+def trained_run_dir(cfg: Mapping[str, Any], checkpoint_root: Path) -> Path:
+    """Where the training run of ``cfg`` lies (finished when it holds ``index.json``): ``checkpoint_root /
+    f"{name}-{key[:10]}"`` with ``key`` from :func:`training_config_key`."""
+    name = safe_component(cfg.get("name", DEFAULT_TRAIN_CONFIG["name"]))
+    return Path(checkpoint_root) / f"{name}-{training_config_key(cfg)[:10]}"
+
+
 def ensure_trained(cfg: Mapping[str, Any], checkpoint_root: Path, force: bool = False) -> Path:
     """Return the run directory for ``cfg``, training into it first unless a finished run exists.
 
-    The directory is ``checkpoint_root / f"{name}-{key[:10]}"`` with ``key`` from
-    :func:`training_config_key`. Training happens in a temporary sibling directory renamed into place
-    at the end, so an interrupted run never leaves a directory that looks complete (has index.json).
+    The directory is :func:`trained_run_dir`. Training happens in a temporary sibling directory renamed
+    into place at the end, so an interrupted run never leaves a directory that looks complete (has
+    index.json).
     """
     checkpoint_root = Path(checkpoint_root)
-    key = training_config_key(cfg)
-    run_dir = checkpoint_root / f"{safe_component(cfg.get('name', DEFAULT_TRAIN_CONFIG['name']))}-{key[:10]}"
+    run_dir = trained_run_dir(cfg, checkpoint_root)
     if (run_dir / "index.json").is_file() and not force:
         logger.info("Reusing trained checkpoints in %s", run_dir)
         return run_dir
