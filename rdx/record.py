@@ -63,6 +63,9 @@ class ConceptRecord:
 
     ``index`` is the concept's number on its side (1..k; 0 for a null cluster), ``grid`` the indices
     (rows of the image set) shown, ``size`` the number of members (listed in the members file).
+    ``p_value`` / ``q_value`` are the difference test's (rdx.metrics.significance: the grid's BSR
+    against tight groups of the explained model; q is Benjamini-Hochberg over the method's concepts) and
+    ``stability`` the median best Jaccard overlap over refits on subsamples; None when not computed.
     """
 
     side: str
@@ -72,6 +75,9 @@ class ConceptRecord:
     grid: list[int]
     grid_labels: list[int] = field(default_factory=list)
     member_label_counts: dict[str, int] = field(default_factory=dict)
+    p_value: float | None = None
+    q_value: float | None = None
+    stability: float | None = None
 
     @property
     def grid_label_counts(self) -> dict[str, int]:
@@ -98,6 +104,15 @@ class ConceptRecord:
             "grid_majority_fraction": self.grid_majority_fraction,
             "grid_n_labels": self.grid_n_labels,
             "member_label_counts": dict(self.member_label_counts),
+            **{
+                key: value
+                for key, value in (
+                    ("p_value", self.p_value),
+                    ("q_value", self.q_value),
+                    ("stability", self.stability),
+                )
+                if value is not None
+            },
         }
 
     @classmethod
@@ -110,7 +125,14 @@ class ConceptRecord:
             grid=[int(i) for i in data["grid"]],
             grid_labels=[int(v) for v in data.get("grid_labels", [])],
             member_label_counts={str(k): int(v) for k, v in (data.get("member_label_counts") or {}).items()},
+            p_value=_optional_float(data.get("p_value")),
+            q_value=_optional_float(data.get("q_value")),
+            stability=_optional_float(data.get("stability")),
         )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @dataclass
@@ -125,6 +147,8 @@ class MethodResult:
         info: the estimator's own record (parameters used, path, alignment, ...).
         metrics: ``{distance: {"bsr" | "tsd" | "eq": {"A", "B", "mean"}, "grids": {side: [...]}}}``.
         recovery: the planted-difference recovery scores, when the run has a planted difference.
+        significance: how the concepts' difference test and stability were computed (settings, alpha,
+            seconds), when they were; the per-concept values are on the concepts.
         members: per side, each image's concept index (N,) int64 (:data:`NULL_CONCEPT`,
             :data:`NO_CONCEPT`); in memory after a fit, read from the members file by :func:`load_run`.
     """
@@ -138,6 +162,7 @@ class MethodResult:
     fit_s: float = float("nan")
     metrics_s: float = float("nan")
     recovery: dict[str, Any] | None = None
+    significance: dict[str, Any] | None = None
     members: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def side(self, side: str) -> list[ConceptRecord]:
@@ -148,6 +173,20 @@ class MethodResult:
         """One score: ``score("silb", "bsr", "mean")`` is the mBSR with SILB distances (NaN if absent)."""
         value = self.metrics.get(distance, {}).get(metric, {}).get(side)
         return float("nan") if value is None else float(value)
+
+    def significant_share(self) -> float:
+        """The share of shown concepts whose difference test has q below the run's alpha (NaN when the
+        test did not run or no concept has a q-value)."""
+        if not self.significance:
+            return float("nan")
+        alpha = float(self.significance["alpha"])
+        tested = [c.q_value for c in self.concepts if c.q_value is not None and not np.isnan(c.q_value)]
+        return float(np.mean([q < alpha for q in tested])) if tested else float("nan")
+
+    def median_stability(self) -> float:
+        """The median stability of the shown concepts (NaN when not computed)."""
+        values = [c.stability for c in self.concepts if c.stability is not None and not np.isnan(c.stability)]
+        return float(np.median(values)) if values else float("nan")
 
     @property
     def mbsr(self) -> float:
@@ -249,6 +288,8 @@ class MethodResult:
         }
         if self.recovery is not None:
             out["recovery"] = self.recovery
+        if self.significance is not None:
+            out["significance"] = self.significance
         return out
 
     @classmethod
@@ -267,6 +308,7 @@ class MethodResult:
             fit_s=_float(data.get("fit_s")),
             metrics_s=_float(data.get("metrics_s")),
             recovery=data.get("recovery"),
+            significance=data.get("significance"),
         )
 
 

@@ -208,6 +208,17 @@ class Browser:
         """Click an element at its centre, or at (x, y) CSS pixels from its top-left corner."""
         self._pointer(target, x, y).click().perform()
 
+    def drag(self, target: str | WebElement, start: tuple[float, float], end: tuple[float, float]) -> None:
+        """Press the mouse at ``start`` and release it at ``end`` (CSS pixels from the element's top-left
+        corner), moving in a few steps as a hand would: a rectangle drawn on a canvas."""
+        actions = self._pointer(target, *start).click_and_hold()
+        steps = 4
+        for _ in range(steps):
+            actions = actions.move_by_offset(
+                round((end[0] - start[0]) / steps), round((end[1] - start[1]) / steps)
+            )
+        actions.release().perform()
+
     def _pointer(self, target: str | WebElement, x: float | None, y: float | None) -> ActionChains:
         element = self.find(target) if isinstance(target, str) else target
         actions = ActionChains(self.driver)

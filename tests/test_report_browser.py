@@ -150,10 +150,21 @@ def test_hovering_the_map_shows_the_image_and_selection_links_the_panels(browser
     assert abs(xs - x) < 1.5 and abs(ys - y) < 1.5
     assert browser.find("#map-tooltip .thumb").get_attribute("data-image") == str(shown_image)
     assert str(labels[shown_image]) in shown.text
-    # selecting images in one map highlights the same images in the other
-    browser.execute("rdxReport.select([1, 2, 3], 'model A')")
-    assert "3 images selected" in browser.find("#map-selection-count").text
-    assert sorted(browser.execute("return Array.from(rdxReport.state.selection)")) == [1, 2, 3]
+    # a rectangle dragged in map A selects the images inside it, highlighted in both maps
+    canvas = 'canvas.map-canvas[data-side="A"]'
+    x0, y0 = browser.execute("return rdxReport.project('A', 0)")
+    box = (x0 - 40, y0 - 40, x0 + 40, y0 + 40)
+    browser.drag(canvas, box[:2], box[2:])
+    selected = sorted(browser.execute("return Array.from(rdxReport.state.selection || [])"))
+    inside = [
+        i
+        for i in range(record.dataset["n_images"])
+        if (p := browser.execute("return rdxReport.project('A', arguments[0])", i))
+        and box[0] <= p[0] <= box[2]
+        and box[1] <= p[1] <= box[3]
+    ]
+    assert 0 in selected and selected == inside
+    assert f"{len(inside)} images selected in model A" in browser.find("#map-selection-count").text
     assert browser.console_errors() == []
 
 

@@ -6,7 +6,14 @@
   const SIDES = ["A", "B"];
   const OTHER = { A: "B", B: "A" };
   const PAGE_SIZE = R.member_page_size || 200;
-  const state = { points: null, concept: null, page: 0, selection: null, map: R.maps[0], colour: "label" };
+  const state = {
+    points: null,
+    concept: null,
+    page: 0,
+    selection: null,
+    map: R.maps.includes("umap") ? "umap" : R.maps[0], // UMAP reads better than PCA when there is one
+    colour: "label",
+  };
   const api = { ready: false, state: state };
   window.rdxReport = api;
 
@@ -360,6 +367,7 @@
   function renderMapControls() {
     const embeddingSelect = $("#map-embedding");
     for (const name of R.maps) embeddingSelect.appendChild(el("option", { value: name, text: name.toUpperCase() }));
+    embeddingSelect.value = state.map;
     embeddingSelect.addEventListener("change", () => {
       state.map = embeddingSelect.value;
       buildIndex();
