@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,7 @@ def compare_models(
         }
     with clock("features"):
         features, sources, cache = extract_features(models, image_set, cfg)
-    methods = fit_methods(checked.estimators, features, image_set, cfg, clock)
+    methods = fit_methods(checked, features, image_set, cfg, clock)
     with clock("representations"):
         representations, planted = score_representations(features, image_set, cfg)
     record = build_record(
@@ -123,17 +124,18 @@ def extract_features(
 
 
 def fit_methods(
-    estimators: dict[str, tuple[str, Any]],
+    checked: Preflight,
     features: dict[str, np.ndarray],
     image_set: ImageSet,
     cfg: DictConfig,
     clock: StageClock,
 ) -> dict[str, MethodResult]:
     """Fit every method on the two representations and score its explanation (BSR/TSD/EQ for each
-    distance, and the recovery of the planted difference when the run has one)."""
+    distance, the recovery of the planted difference when the run has one, and each concept's
+    significance and stability unless ``significance=off``)."""
     planted = planted_spec(cfg.get("planted"))
     results = {}
-    for label, (name, estimator) in estimators.items():
+    for label, (name, estimator) in checked.estimators.items():
         with clock(label):
             explanation = estimator.fit(features["A"], features["B"], y=image_set.labels).explanation_
         started = time.perf_counter()
@@ -149,7 +151,62 @@ def fit_methods(
             recovery=recovery,
         )
         log.info("%s: fitted in %.2f s, mBSR (SILB) %.3f", label, results[label].fit_s, results[label].mbsr)
+        if checked.significance.enabled:
+            with clock(f"{label}_significance"):
+                method = results[label]
+                recorded_if_failing(
+                    f"{label}: significance",
+                    partial(
+                        concept_significance, method, estimator, explanation, features, image_set, checked
+                    ),
+                    partial(significance_failed, method),
+                )
     return results
+
+
+def significance_failed(method: MethodResult, reason: str) -> None:
+    """Record why a method's significance could not be computed (its scores stay)."""
+    method.significance = {"failed": reason}
+
+
+def concept_significance(
+    method: MethodResult,
+    estimator: Any,
+    explanation: Any,
+    features: dict[str, np.ndarray],
+    image_set: ImageSet,
+    checked: Preflight,
+) -> None:
+    """Each concept's difference test (p, and q over the method's concepts) and, for the methods the
+    settings choose, its stability over refits on subsamples (rdx.metrics.significance); written onto
+    the method's record."""
+    from sklearn.base import clone
+
+    from rdx.metrics.significance import concept_tests, stability
+
+    settings, labels = checked.significance, image_set.labels
+    started = time.perf_counter()
+    tests = concept_tests(explanation, features["A"], features["B"], settings.n_null, settings.seed)
+    stable = None
+    if settings.wants_stability(method.name):
+
+        def refit(indices: np.ndarray) -> dict[str, np.ndarray]:
+            fitted = clone(estimator).fit(features["A"][indices], features["B"][indices], y=labels[indices])
+            coded = MethodResult.from_explanation(
+                "refit", method.name, fitted.explanation_, labels[indices], metrics={}
+            )
+            return coded.members
+
+        stable = stability(method.members, refit, settings.n_refits, settings.fraction, settings.seed)
+    for concept in method.concepts:
+        test = tests["concepts"].get((concept.side, concept.index), {})
+        concept.p_value, concept.q_value = test.get("p"), test.get("q")
+        if stable is not None:
+            concept.stability = stable["concepts"].get((concept.side, concept.index))
+    method.significance = settings.to_dict() | {
+        "stability_computed": stable is not None,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def score_explanation(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -16,6 +16,9 @@ from rdx.methods import build_method
 from rdx.methods.params import check_method_params
 from rdx.sinks.files import check_writable
 from rdx.sinks.report_files import ReportSettings, report_settings
+
+if TYPE_CHECKING:
+    from rdx.metrics.significance import SignificanceSettings
 from rdx.sinks.wandb_check import check_logger
 
 
@@ -27,6 +30,7 @@ class Preflight:
     estimators: dict[str, tuple[str, Any]]
     logger: dict[str, Any]
     report: ReportSettings
+    significance: SignificanceSettings
 
 
 def preflight(cfg: DictConfig, output_dir: Path) -> Preflight:
@@ -34,9 +38,17 @@ def preflight(cfg: DictConfig, output_dir: Path) -> Preflight:
     after training."""
     estimators = configured_methods(cfg)
     logger = check_logger(OmegaConf.to_container(cfg.logger, resolve=True))
-    report = report_settings(OmegaConf.to_container(cfg.report, resolve=True) if "report" in cfg else None)
+    from rdx.metrics.significance import significance_settings  # torch: the estimators need it anyway
+
+    report = report_settings(_section(cfg, "report"))
+    significance = significance_settings(_section(cfg, "significance"))
     check_writable(Path(output_dir))
-    return Preflight(estimators, logger, report)
+    return Preflight(estimators, logger, report, significance)
+
+
+def _section(cfg: DictConfig, key: str) -> dict[str, Any] | None:
+    """A config section as a plain dict (None when the config has none: the defaults)."""
+    return OmegaConf.to_container(cfg[key], resolve=True) if key in cfg else None
 
 
 def configured_methods(cfg: DictConfig) -> dict[str, tuple[str, Any]]:

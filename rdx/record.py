@@ -92,6 +92,13 @@ class ConceptRecord:
     def grid_n_labels(self) -> int:
         return len(self.grid_label_counts)
 
+    def significance_text(self) -> str:
+        """ ", q 0.003, stability 0.95" for the console ("" when neither was computed)."""
+        parts = [f"q {self.q_value:.3g}" if self.q_value is not None else ""]
+        parts.append(f"stability {self.stability:.2f}" if self.stability is not None else "")
+        shown = [part for part in parts if part]
+        return ", " + ", ".join(shown) if shown else ""
+
     def to_json(self) -> dict[str, Any]:
         return {
             "side": self.side,
@@ -177,11 +184,23 @@ class MethodResult:
     def significant_share(self) -> float:
         """The share of shown concepts whose difference test has q below the run's alpha (NaN when the
         test did not run or no concept has a q-value)."""
-        if not self.significance:
+        if not self.significance or "alpha" not in self.significance:  # not run, or failed
             return float("nan")
         alpha = float(self.significance["alpha"])
         tested = [c.q_value for c in self.concepts if c.q_value is not None and not np.isnan(c.q_value)]
         return float(np.mean([q < alpha for q in tested])) if tested else float("nan")
+
+    def significance_text(self) -> str:
+        """ " | significant 4/6 (q < 0.05), median stability 0.91" for the console ("" when not run)."""
+        if not self.significance:
+            return ""
+        if "failed" in self.significance:
+            return " | significance failed"
+        alpha = self.significance["alpha"]
+        tested = [c for c in self.concepts if c.q_value is not None and not np.isnan(c.q_value)]
+        text = f" | significant {sum(c.q_value < alpha for c in tested)}/{len(tested)} (q < {alpha:g})"
+        stability = self.median_stability()
+        return text + ("" if np.isnan(stability) else f", median stability {stability:.2f}")
 
     def median_stability(self) -> float:
         """The median stability of the shown concepts (NaN when not computed)."""
@@ -507,6 +526,9 @@ class RunResult:
             if method.recovery is not None:
                 for key in ("score", "A", "B"):
                     metrics[f"{label}/recovery/{key}"] = method.recovery[key]
+            if method.significance and "alpha" in method.significance:
+                metrics[f"{label}/significant_share"] = method.significant_share()
+                metrics[f"{label}/median_stability"] = method.median_stability()
             for direction, alignment in method.info.get("alignment", {}).items():
                 for key in ("initial_heldout_cka", "heldout_cka", "train_cka"):
                     metrics[f"{label}/alignment_{direction}/{key}"] = alignment[key]
@@ -542,6 +564,7 @@ class RunResult:
             lines.append(
                 f"{main.label} side {concept.side} concept {concept.index}: {concept.size} images, "
                 f"score {concept.score:.3f}, grid labels {concept.grid_label_counts}"
+                + concept.significance_text()
             )
         for direction, alignment in main.info.get("alignment", {}).items():
             lines.append(
@@ -553,7 +576,7 @@ class RunResult:
             lines.append(
                 f"{label:<12} fit {method.fit_s:6.2f} s | BSR SILB A {method.score('silb', 'bsr', 'A'):.3f} "
                 f"B {method.score('silb', 'bsr', 'B'):.3f} mean {method.mbsr:.3f} | mBSR MNED "
-                f"{method.score('mned'):.3f} LSED {method.score('lsed'):.3f}"
+                f"{method.score('mned'):.3f} LSED {method.score('lsed'):.3f}" + method.significance_text()
             )
         return lines
 

@@ -257,9 +257,14 @@ def test_the_metrics_row_holds_every_score(logged):
 
 def test_the_concepts_table_has_one_row_per_concept(logged):
     table = logged["table"]
-    assert table["columns"] == ["method", "side", "concept", "size", "score", "grid_labels", "grid"]
+    assert table["columns"] == [
+        "method", "side", "concept", "size", "score", "p", "q", "stability", "grid_labels", "grid"
+    ]  # fmt: skip
     rows = table["data"]
-    # method, side, concept, size, score, grid label counts (most frequent first), by hand
+    # method, side, concept, size, score, grid label counts (most frequent first), by hand; this
+    # record has no significance: p, q and stability are empty
+    assert all(row[5:8] == [None, None, None] for row in rows)
+    rows = [row[:5] + row[8:] for row in rows]
     assert [row[:6] for row in rows] == [
         ["rdx", "A", 1, 4, 1.0, "3:2 5:2"],
         ["rdx", "A", 2, 3, 2.0, "8:3"],
@@ -272,8 +277,8 @@ def test_the_concepts_table_has_one_row_per_concept(logged):
     # the image cells travel in the staged artifact copy of the table: row r holds figure r
     assert logged["staged_tables"]
     for staged in logged["staged_tables"]:
-        assert [row[:6] for row in staged["data"]] == [row[:6] for row in rows]
-        cells = [row[6] for row in staged["data"]]
+        assert [row[:5] + row[8:9] for row in staged["data"]] == [row[:6] for row in rows]
+        cells = [row[9] for row in staged["data"]]
         assert all(cell["_type"] == "image-file" for cell in cells)
         assert [(cell["height"], cell["width"]) for cell in cells] == [(4 + r, 4 + 2 * r) for r in range(7)]
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from rdx.record import SIDES, MethodResult, RunResult, member_column
-from rdx.report.table import TABLES
+from rdx.report.table import OPTIONAL_TABLES, TABLES
 
 REPORT_FILE = "report.html"
 FILES_DIR = "report_files"
@@ -39,6 +39,8 @@ SCORE_TITLES = {
     "tsd_silb": "TSD",
     "eq_silb": "tie rate",
     "recovery": "planted recovery",
+    "significant": "significant",
+    "stability": "stability",
 }
 # Concept colours on the map (ColorBrewer Dark2 then Set1): dark enough to read over grey non-members.
 CONCEPT_COLOURS = (
@@ -56,8 +58,8 @@ def _number(value: Any) -> float | None:
 
 
 def score_columns(record: RunResult) -> list[dict[str, Any]]:
-    """The scores table's columns: rdx-table's tables (planted recovery only when the run declares a
-    planted difference), then the fit time."""
+    """The scores table's columns: rdx-table's tables (the optional ones, planted recovery, significance
+    and stability, only when some method has a value), then the fit time."""
     columns = [
         {
             "key": key,
@@ -67,7 +69,8 @@ def score_columns(record: RunResult) -> list[dict[str, Any]]:
             "digits": 3,
         }
         for key, spec in TABLES.items()
-        if key != "recovery" or record.planted is not None
+        if key not in OPTIONAL_TABLES
+        or any(_number(spec.cell(method)) is not None for method in record.methods.values())
     ]
     fit = {"key": "fit_s", "title": "fit s", "help": "fit time, seconds", "higher_is_better": False}
     columns.append(fit | {"digits": 2})
@@ -90,15 +93,20 @@ def _method_data(method: MethodResult, grid_files: Mapping[tuple[str, str, int],
                     "bsr": _number(bsr),
                     "grid": concept.grid,
                     "label_counts": concept.member_label_counts,
+                    "p": _number(concept.p_value),
+                    "q": _number(concept.q_value),
+                    "stability": _number(concept.stability),
                     "grid_file": grid_files.get((method.label, side, concept.index)),
                 }
             )
     table = {key: _number(spec.cell(method)) for key, spec in TABLES.items()}
     table["fit_s"] = _number(method.fit_s)
     failed = method.metrics.get("silb", {}).get("failed")
+    significance = method.significance or {}
     return {
         "label": method.label,
         "name": method.name,
+        "alpha": significance.get("alpha"),
         "table": table,
         "failed": failed,
         "concepts": concepts,

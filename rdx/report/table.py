@@ -70,8 +70,12 @@ TABLES: dict[str, TableSpec] = {
     "bsr_a_silb": TableSpec("BSR (SILB), side A", True, _score("silb", "bsr", "A")),
     "bsr_b_silb": TableSpec("BSR (SILB), side B", True, _score("silb", "bsr", "B")),
     "recovery": TableSpec("Planted-difference recovery score", True, _recovery_score),
+    "significant": TableSpec(
+        "Share of concepts significant (difference test, q < alpha)", True, MethodResult.significant_share
+    ),
+    "stability": TableSpec("Median concept stability over refits", True, MethodResult.median_stability),
 }
-OPTIONAL_TABLES = ("recovery",)  # written only when some run reports it
+OPTIONAL_TABLES = ("recovery", "significant", "stability")  # written only when some run reports them
 
 
 def find_runs(folder: str | Path, exclude: str | Path | None = None) -> list[Path]:
@@ -193,15 +197,19 @@ def benchmark_tables(runs: Sequence[Run], columns: Sequence[str] | None = None) 
     """One DataFrame per table in ``TABLES``: index = method labels, columns = comparisons + "mean".
 
     A method absent from a comparison, or a NaN score, is NaN; "mean" is over the comparisons with a
-    value. The recovery table is included only when some method of some run reports a recovery.
+    value. The optional tables (recovery, significance, stability) are included only when some method of
+    some run has a value there.
     Duplicate task names keep the newest run (see ``newest_per_task``).
     """
     ordered = _runs_by_column(runs, columns)
     labels = method_order(ordered)
-    has_recovery = any(method.recovery for run in ordered for method in run.record.methods.values())
     tables = {}
     for key, spec in TABLES.items():
-        if key in OPTIONAL_TABLES and not has_recovery:
+        if key in OPTIONAL_TABLES and not any(
+            not math.isnan(_as_float(spec.cell(method)))
+            for run in ordered
+            for method in run.record.methods.values()
+        ):
             continue
         cells = {
             run.column: [

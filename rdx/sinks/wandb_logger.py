@@ -238,6 +238,9 @@ def log_comparison(
             concept.index,
             concept.size,
             concept.score,
+            concept.p_value,
+            concept.q_value,
+            concept.stability,
             " ".join(f"{label}:{count}" for label, count in concept.grid_label_counts.items()),
             figures[grid_key(method.label, concept.side, concept.index)],
         ]
@@ -254,7 +257,8 @@ def log_comparison(
     ) as run:
         run.log_metrics(record.wandb_metrics())
         run.log_images(dict(figures))
-        run.log_table("concepts", ["method", "side", "concept", "size", "score", "grid_labels", "grid"], rows)
+        columns = ["method", "side", "concept", "size", "score", "p", "q", "stability", "grid_labels", "grid"]
+        run.log_table("concepts", columns, rows)
         run.log_html(dict(pages or {}))
         run.update_summary(record.wandb_summary())
         return run.run_dir

@@ -212,9 +212,38 @@
         ]),
         labelBar(concept.label_counts, concept.size),
         el("div", { class: "meta muted", text: compositionText(concept.label_counts, concept.size) }),
+        significanceBadges(method, concept),
       ]
     );
     return card;
+  }
+
+  // the concept's difference test and stability (rdx.metrics.significance), when they were computed
+  function significanceBadges(method, concept) {
+    if (concept.q === null && concept.stability === null) return null;
+    const badges = el("div", { class: "badges" });
+    if (concept.q !== null) {
+      const significant = concept.q < method.alpha;
+      badges.appendChild(
+        el("span", {
+          class: "badge " + (significant ? "significant" : "not-significant"),
+          title:
+            `difference test: the grid's BSR against tight groups of ${sideName(concept.side)} ` +
+            `(p ${fmt(concept.p, 4)}; q: Benjamini-Hochberg over the method's concepts)`,
+          text: `${significant ? "significant" : "not significant"} · q ${fmt(concept.q, 3)}`,
+        })
+      );
+    }
+    if (concept.stability !== null) {
+      badges.appendChild(
+        el("span", {
+          class: "badge stability",
+          title: "median best Jaccard overlap with the concepts refitted on subsamples",
+          text: `stability ${fmt(concept.stability, 2)}`,
+        })
+      );
+    }
+    return badges;
   }
 
   function renderConcepts() {
@@ -657,7 +686,9 @@
           grids.appendChild(
             el("figure", { "data-side": side, "data-index": c.index, "data-bsr": c.bsr, onclick: () => openConcept(method.label, side, c.index) }, [
               c.grid_file ? el("img", { class: "grid", src: c.grid_file, loading: "lazy", alt: `${method.label} ${side}${c.index}` }) : null,
-              el("figcaption", { text: `#${c.index} · n=${c.size} · BSR ${fmt(c.bsr, 2)}` }),
+              el("figcaption", {
+                text: `#${c.index} · n=${c.size} · BSR ${fmt(c.bsr, 2)}` + (c.q === null ? "" : ` · q ${fmt(c.q, 2)}`),
+              }),
             ])
           );
         }
