@@ -134,7 +134,8 @@ def fit_methods(
     distance, the recovery of the planted difference when the run has one, and each concept's
     significance and stability unless ``significance=off``)."""
     planted = planted_spec(cfg.get("planted"))
-    results = {}
+    results: dict[str, MethodResult] = {}
+    nulls: dict[tuple[str, int], np.ndarray] = {}  # the difference test's nulls, shared by all methods
     for label, (name, estimator) in checked.estimators.items():
         with clock(label):
             explanation = estimator.fit(features["A"], features["B"], y=image_set.labels).explanation_
@@ -157,7 +158,14 @@ def fit_methods(
                 recorded_if_failing(
                     f"{label}: significance",
                     partial(
-                        concept_significance, method, estimator, explanation, features, image_set, checked
+                        concept_significance,
+                        method,
+                        estimator,
+                        explanation,
+                        features,
+                        image_set,
+                        checked,
+                        nulls,
                     ),
                     partial(significance_failed, method),
                 )
@@ -176,17 +184,18 @@ def concept_significance(
     features: dict[str, np.ndarray],
     image_set: ImageSet,
     checked: Preflight,
+    nulls: dict[tuple[str, int], np.ndarray] | None = None,
 ) -> None:
     """Each concept's difference test (p, and q over the method's concepts) and, for the methods the
     settings choose, its stability over refits on subsamples (rdx.metrics.significance); written onto
-    the method's record."""
+    the method's record. ``nulls`` carries the test's null distributions from method to method."""
     from sklearn.base import clone
 
     from rdx.metrics.significance import concept_tests, stability
 
     settings, labels = checked.significance, image_set.labels
     started = time.perf_counter()
-    tests = concept_tests(explanation, features["A"], features["B"], settings.n_null, settings.seed)
+    tests = concept_tests(explanation, features["A"], features["B"], settings.n_null, settings.seed, nulls)
     stable = None
     if settings.wants_stability(method.name):
 

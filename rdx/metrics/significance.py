@@ -296,12 +296,19 @@ def bh_qvalues(p_values: np.ndarray) -> np.ndarray:
 
 
 def concept_tests(
-    explanation: Explanation, X_A: np.ndarray, X_B: np.ndarray, n_null: int = 1000, seed: int = 0
+    explanation: Explanation,
+    X_A: np.ndarray,
+    X_B: np.ndarray,
+    n_null: int = 1000,
+    seed: int = 0,
+    nulls: dict[tuple[str, int], np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """The difference test of every shown concept of an explanation (both sides; null clusters never).
 
     Side A's grids explain A against B, side B's explain B against A. One null per (side, grid size),
-    shared by the side's grids of that size, each drawn with ``seed``.
+    shared by the side's grids of that size, each drawn with ``seed``. The null depends only on the
+    features, the side, the size, ``n_null`` and ``seed``, not on the method: pass the same ``nulls``
+    dict for every method of a run and each null is drawn once (the dict is filled in place).
 
     Returns:
         {"concepts": {(side, index): {"bsr": observed BSR (SILB), "p": , "q": , "grid_size": g}},
@@ -312,7 +319,7 @@ def concept_tests(
     """
     features = {"A": X_A, "B": X_B}
     concepts: dict[tuple[str, int], dict[str, Any]] = {}
-    nulls: dict[tuple[str, int], np.ndarray] = {}
+    nulls = {} if nulls is None else nulls
     for side in SIDES:
         for concept in explanation.concepts.get(side, []):
             grid = np.asarray(concept.grid, dtype=np.int64)
