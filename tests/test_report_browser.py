@@ -73,6 +73,17 @@ def test_the_page_loads_offline_without_errors(browser, report_run):
     assert browser.network_requests() == []
 
 
+def test_each_concept_card_shows_its_significance_and_stability(browser, report_run):
+    out, record = report_run
+    browser.open(out / "report.html")
+    for concept in record.main.concepts:
+        card = browser.find(f'.concept-card[data-side="{concept.side}"][data-index="{concept.index}"]')
+        badges = [b.text for b in card.find_elements("css selector", ".badge")]
+        significant = concept.q_value < record.main.significance["alpha"]
+        word = "significant" if significant else "not significant"
+        assert badges == [f"{word} · q {concept.q_value:.3f}", f"stability {concept.stability:.2f}"]
+
+
 def test_a_concept_shows_all_its_members_across_pages(browser, report_run):
     out, record = report_run
     browser.open(out / "report.html")
