@@ -38,6 +38,7 @@ import torch
 from rdx.methods.explanation import SIDES, Explanation
 from rdx.methods.neighbourhoods import centred_features, top_neighbours
 from rdx.metrics.bsr import OTHER_SIDE, grid_scores, model_pair_distances
+from rdx.sections import settings_from_config
 
 # Rows of distances held per batch of pseudo-grids, in bytes (float64 keys of both models plus a
 # boolean comparison buffer): small enough to stay near the CPU caches, large enough for fast BLAS.
@@ -468,9 +469,4 @@ class SignificanceSettings:
 
 def significance_settings(config: Mapping[str, Any] | None) -> SignificanceSettings:
     """The checked ``significance`` config (None: the defaults); a bad value fails before any work."""
-    config = dict(config or {})
-    known = set(SignificanceSettings.__dataclass_fields__)
-    unknown = sorted(set(config) - known)
-    if unknown:
-        raise ValueError(f"significance: unknown setting(s) {unknown}; valid: {sorted(known)}")
-    return SignificanceSettings(**config)
+    return settings_from_config(SignificanceSettings, config, "significance")

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from rdx.record import RunResult
+from rdx.sections import settings_from_config
 from rdx.sinks.files import atomic_file, safe_component
 
 log = logging.getLogger(__name__)
@@ -78,12 +79,7 @@ class ReportSettings:
 
 def report_settings(config: Mapping[str, Any] | None) -> ReportSettings:
     """The checked ``report`` config (None: the defaults); a bad value fails before any work."""
-    config = dict(config or {})
-    known = set(ReportSettings.__dataclass_fields__)
-    unknown = sorted(set(config) - known)
-    if unknown:
-        raise ValueError(f"report: unknown setting(s) {unknown}; valid: {sorted(known)}")
-    return ReportSettings(**config)
+    return settings_from_config(ReportSettings, config, "report")
 
 
 def display_size(tile: int) -> int:
