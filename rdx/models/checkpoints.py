@@ -27,7 +27,8 @@ from rdx.models.convnet import ConvNet
 logger = logging.getLogger(__name__)
 
 INDEX_COLUMNS = ("step", "epoch", "val_acc", "kind", "path")
-CHECKPOINT_STRATEGIES = ("final", "closest_val_acc")
+CHECKPOINT_STRATEGIES = ("final", "closest_val_acc", "step", "next")
+TRAJECTORY_MODES = ("vs_final", "consecutive")
 _HOW_TO_TRAIN = (
     "Train it first with `rdx-train` (it writes the checkpoints and index.json into the run directory)."
 )
@@ -179,15 +180,19 @@ def select_checkpoint(
     target: float | None = None,
     min_acc: float | None = None,
     max_acc: float | None = None,
+    step: int | None = None,
 ) -> dict[str, Any]:
     """Choose one checkpoint row of a run index.
 
     Args:
         rows: rows from :func:`read_index`; ``val_acc`` is a fraction in [0, 1].
-        strategy: "final" (the last epoch-end checkpoint) or "closest_val_acc" (val_acc closest to
-            ``target``; ties go to the earliest step).
+        strategy: "final" (the last epoch-end checkpoint), "closest_val_acc" (val_acc closest to
+            ``target``; ties go to the earliest step), "step" (the checkpoint saved at training step
+            ``step``) or "next" (the first checkpoint saved after step ``step``: a trajectory's
+            consecutive pairs).
         target: wanted validation accuracy (fraction), required by "closest_val_acc".
         min_acc, max_acc: accepted validation-accuracy range for the chosen row (inclusive).
+        step: a training step (optimizer steps since the start), required by "step" and "next".
 
     Returns:
         The chosen row (a copy).
@@ -206,6 +211,8 @@ def select_checkpoint(
         if target is None:
             raise CheckpointSelectionError("strategy 'closest_val_acc' needs a target accuracy")
         chosen = min(rows, key=lambda row: (abs(row["val_acc"] - target), row["step"]))
+    elif strategy in ("step", "next"):
+        chosen = _row_by_step(rows, strategy, step)
     else:
         raise CheckpointSelectionError(
             f"unknown strategy {strategy!r}; choose one of {CHECKPOINT_STRATEGIES}"
@@ -220,3 +227,41 @@ def select_checkpoint(
         )
     logger.info("Selected checkpoint step %s (%s, val_acc %.4f)", chosen["step"], chosen["kind"], accuracy)
     return dict(chosen)
+
+
+def _row_by_step(rows: Sequence[Mapping[str, Any]], strategy: str, step: int | None) -> Mapping[str, Any]:
+    """The row saved at ``step`` ("step") or the first one after it ("next"); an epoch-end row wins over
+    a dense row of the same step."""
+    if step is None:
+        raise CheckpointSelectionError(f"strategy {strategy!r} needs a step (select.step)")
+    step = int(step)
+    steps = sorted({int(row["step"]) for row in rows})
+    if strategy == "step":
+        candidates = [row for row in rows if int(row["step"]) == step]
+        missing = f"no checkpoint at step {step}"
+    else:
+        later = [value for value in steps if value > step]
+        candidates = [row for row in rows if later and int(row["step"]) == later[0]]
+        missing = f"no checkpoint after step {step}"
+    if not candidates:
+        raise CheckpointSelectionError(f"{missing}; the run saved steps {steps}")
+    return max(candidates, key=lambda row: row["kind"] == "epoch_end")
+
+
+def trajectory_steps(rows: Sequence[Mapping[str, Any]], mode: str = "vs_final") -> list[int]:
+    """The steps of a checkpoint trajectory, in order: every saved step but the last one.
+
+    ``mode`` "vs_final" compares each step with the final checkpoint, "consecutive" each step with the
+    next saved one; either way the last step has no partner (the final checkpoint against itself has
+    no difference to explain).
+
+    Raises:
+        CheckpointSelectionError: an unknown mode, or fewer than two checkpoints.
+    """
+    if mode not in TRAJECTORY_MODES:
+        raise CheckpointSelectionError(f"unknown trajectory mode {mode!r}; choose one of {TRAJECTORY_MODES}")
+    steps = sorted({int(row["step"]) for row in rows})
+    if len(steps) < 2:
+        raise CheckpointSelectionError(f"a trajectory needs at least two checkpoints; the run saved {steps}")
+    final = select_checkpoint(rows, "final")["step"] if mode == "vs_final" else steps[-1]
+    return [value for value in steps if value < final]

@@ -84,7 +84,12 @@ def select_trained_weights(spec: Mapping[str, Any], run_dir: Path) -> tuple[dict
     """
     select = spec["select"]
     row = select_checkpoint(
-        read_index(run_dir), select["strategy"], select["target"], select["min_acc"], select["max_acc"]
+        read_index(run_dir),
+        select["strategy"],
+        select.get("target"),
+        select.get("min_acc"),
+        select.get("max_acc"),
+        step=select.get("step"),
     )
     chosen = {**spec, weights_key(spec): row["path"]}
     info = {
