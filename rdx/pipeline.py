@@ -206,7 +206,13 @@ def concept_significance(
             )
             return coded.members
 
-        stable = stability(method.members, refit, settings.n_refits, settings.fraction, settings.seed)
+        methods_log = logging.getLogger("rdx.methods")  # the refits would repeat the fit's own lines
+        level = methods_log.level
+        methods_log.setLevel(logging.WARNING)
+        try:
+            stable = stability(method.members, refit, settings.n_refits, settings.fraction, settings.seed)
+        finally:
+            methods_log.setLevel(level)
     for concept in method.concepts:
         test = tests["concepts"].get((concept.side, concept.index), {})
         concept.p_value, concept.q_value = test.get("p"), test.get("q")
