@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 INSTALLED := $(VENV)/.rdx-installed
 
-.PHONY: demo test test-all train study-mnist-modifications study-fashion-tops lint clean-outputs
+.PHONY: demo test test-all train study-mnist-modifications study-fashion-tops study-significance lint clean-outputs
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ study-mnist-modifications: $(INSTALLED)
 # Fashion-MNIST, on T-shirt/pullover/coat/shirt (fine-tuning ~3 min + comparison, CPU).
 study-fashion-tops: $(INSTALLED)
 	BIN=$(BIN) experiments/fashion_tops/run.sh
+
+# Calibration of the per-concept significance test: seed twins vs strong-vs-expert vs the five planted
+# comparisons, all methods, one multirun + rdx-table + experiments/significance/results.md (~40 min here).
+study-significance: $(INSTALLED)
+	BIN=$(BIN) experiments/significance/run.sh
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check rdx tests scripts
