@@ -58,23 +58,14 @@ def log_report_to_wandb(
 ) -> Path | None:
     """Log each table, the runs list and the box plot to one W&B run named "table"; returns its dir."""
 
-    from rdx.sinks.wandb_logger import RunLogger
+    from rdx.sinks.wandb_logger import folder_run
 
     tables = report["tables"]
     config = {
-        "folder": str(folder.resolve()),
         "columns": [c for c in next(iter(tables.values())).columns if c != "mean"],
         "tables": list(tables),
     }
-    with RunLogger(
-        mode=mode,
-        project=project,
-        name="table",
-        group=group or report.get("wandb_group") or folder.resolve().name,
-        tags=["table"],
-        config=config,
-        dir=out_dir,
-    ) as run:
+    with folder_run("table", folder, out_dir, mode, project, group, report.get("wandb_group"), config) as run:
         for key, table in tables.items():
             rows = [
                 [label, *map(_cell, values)]

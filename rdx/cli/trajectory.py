@@ -165,25 +165,13 @@ def log_trajectory_to_wandb(
 ) -> Path | None:
     """One W&B run named "trajectory": a history row per step (``step`` = model A's step, so W&B
     draws lines), the table and both figures; returns its dir."""
-    from rdx.sinks.wandb_logger import RunLogger
+    from rdx.sinks.wandb_logger import folder_run
 
     table = report["table"]
     steps = [int(step) for step in table["step"]]
-    config = {
-        "folder": str(folder.resolve()),
-        "mode": report["mode"],
-        "steps": steps,
-        "methods": report["methods"],
-    }
-    with RunLogger(
-        mode=mode,
-        project=project,
-        name="trajectory",
-        group=group or report.get("wandb_group") or folder.resolve().name,
-        tags=["trajectory"],
-        config=config,
-        dir=out_dir,
-    ) as run:
+    config = {"mode": report["mode"], "steps": steps, "methods": report["methods"]}
+    runs_group = report.get("wandb_group")
+    with folder_run("trajectory", folder, out_dir, mode, project, group, runs_group, config) as run:
         for row in table.to_dict(orient="records"):
             metrics = {key: _number(value) for key, value in row.items() if key != "step"}
             run.log_metrics({k: v for k, v in metrics.items() if v is not None}, step=int(row["step"]))

@@ -211,6 +211,29 @@ class RunLogger:
         self.finish(exit_code=0 if exc_type is None else 1)
 
 
+def folder_run(
+    name: str,
+    folder: Path,
+    out_dir: Path,
+    mode: str,
+    project: str,
+    group: str | None,
+    runs_group: str | None,
+    config: Mapping[str, Any],
+) -> RunLogger:
+    """The W&B run of a summary over a folder of runs (``rdx-table``: "table", ``rdx-trajectory``:
+    "trajectory"): in ``group``, else the group the runs were logged to, else the folder's name."""
+    return RunLogger(
+        mode=mode,
+        project=project,
+        name=name,
+        group=group or runs_group or Path(folder).resolve().name,
+        tags=[name],
+        config={"folder": str(Path(folder).resolve()), **config},
+        dir=out_dir,
+    )
+
+
 def log_comparison(
     record: RunResult,
     figures: Mapping[str, Figure | np.ndarray],
