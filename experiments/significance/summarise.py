@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -22,17 +20,6 @@ from rdx.record import MethodResult, RunResult, load_run
 from rdx.report.table import find_runs, load_runs, newest_per_task
 
 MAIN_METHOD = "rdx"
-LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]", re.MULTILINE)
-
-
-def log_wall_seconds(run_dir: Path) -> float:
-    """A comparison's wall time: from the first to the last timestamp of its compare.log (NaN if none)."""
-    path = run_dir / "compare.log"
-    stamps = LOG_TIME.findall(path.read_text(encoding="utf-8")) if path.is_file() else []
-    if len(stamps) < 2:
-        return float("nan")
-    first, last = (datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f") for stamp in (stamps[0], stamps[-1]))
-    return (last - first).total_seconds()
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -124,10 +111,10 @@ def write_results(sweep: Path, columns: Sequence[str], output: Path, elapsed: fl
         "",
         "## Time per comparison",
         "",
-        "Wall time from the first to the last line of each comparison's compare.log; the stages from its",
-        "results.json `timings` (training = models trained on demand; significance = test + stability).",
+        "From each run's results.json `timings`: the sum of its stages, training (models trained on",
+        "demand), and significance (test + stability).",
         "",
-        "| comparison | images | wall time (s) | training (s) | RDX signif. (s) | all signif. (s) |",
+        "| comparison | images | all stages (s) | training (s) | RDX signif. (s) | all signif. (s) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for column, record in records.items():
@@ -135,7 +122,7 @@ def write_results(sweep: Path, columns: Sequence[str], output: Path, elapsed: fl
         significance = sum(value for key, value in timings.items() if key.endswith("_significance_s"))
         cells = [
             str(record.dataset.get("n_images")),
-            _number(log_wall_seconds(runs[column].path.parent), 0),
+            _number(sum(timings.values()), 0),
             _number(timings.get("training_s"), 0),
             _number(timings.get(f"{MAIN_METHOD}_significance_s"), 0),
             _number(significance, 0),
