@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rdx.sinks.wandb_logger import MODES
+from rdx.sinks.wandb_logger import add_folder_run_options
 
 log = logging.getLogger(__name__)
 
@@ -143,13 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="what model B is (default: auto, read from the records); vs_final refuses runs with "
         "different model B",
     )
-    parser.add_argument("--wandb", choices=MODES, default="offline", help="W&B mode (default: offline)")
-    parser.add_argument("--project", default="rdx", help="W&B project (default: rdx)")
-    parser.add_argument(
-        "--group",
-        default=None,
-        help="W&B group (default: the group the runs were logged to, else the runs folder's name)",
-    )
+    add_folder_run_options(parser)
     return parser
 
 

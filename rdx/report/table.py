@@ -400,11 +400,16 @@ def write_report(
     page = sweep_page(tables, runs_frame, links, files["boxplot"].name, title, digits)
     files["html"] = _write_text(out_dir / "report.html", page)
     log.info("benchmark of %d runs written to %s", len(runs), out_dir)
-    groups = sorted({run.record.wandb_group for run in runs} - {None})
     return {
         "tables": tables,
         "runs": runs_frame,
         "files": files,
         "figures": {"bsr_boxplot": figure},
-        "wandb_group": groups[0] if len(groups) == 1 else None,  # the sweep's W&B group, when shared
+        "wandb_group": shared_wandb_group(runs),
     }
+
+
+def shared_wandb_group(runs: Sequence[Run]) -> str | None:
+    """The W&B group every run was logged to (a sweep's), or None when they differ or have none."""
+    groups = sorted({run.record.wandb_group for run in runs} - {None})
+    return groups[0] if len(groups) == 1 else None

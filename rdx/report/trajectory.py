@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from rdx.record import SIDES, RunResult
-from rdx.report.table import Run, find_runs, load_runs, method_order
+from rdx.report.table import Run, find_runs, load_runs, method_order, shared_wandb_group
 from rdx.sinks.files import atomic_file, save_figure
 from rdx.viz.trajectory import concept_strip_figure, trajectory_figure
 
@@ -242,7 +242,6 @@ def write_trajectory(
     files["figure"] = save_figure(figures["trajectory"], out_dir / "trajectory.png")
     files["concepts"] = save_figure(figures["top_concepts"], out_dir / "top_concepts.png")
     log.info("trajectory of %d steps written to %s", len(runs), out_dir)
-    groups = sorted({run.record.wandb_group for run in runs} - {None})
     return {
         "table": table,
         "runs": runs,
@@ -250,5 +249,5 @@ def write_trajectory(
         "mode": mode,
         "files": files,
         "figures": figures,
-        "wandb_group": groups[0] if len(groups) == 1 else None,
+        "wandb_group": shared_wandb_group(runs),
     }

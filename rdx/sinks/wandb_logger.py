@@ -211,6 +211,18 @@ class RunLogger:
         self.finish(exit_code=0 if exc_type is None else 1)
 
 
+def add_folder_run_options(parser: Any) -> None:
+    """The ``--wandb``, ``--project`` and ``--group`` options of a command that logs a :func:`folder_run`
+    (an ``argparse.ArgumentParser``)."""
+    parser.add_argument("--wandb", choices=MODES, default="offline", help="W&B mode (default: offline)")
+    parser.add_argument("--project", default="rdx", help="W&B project (default: rdx)")
+    parser.add_argument(
+        "--group",
+        default=None,
+        help="W&B group (default: the group the runs were logged to, else the runs folder's name)",
+    )
+
+
 def folder_run(
     name: str,
     folder: Path,
