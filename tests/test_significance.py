@@ -119,6 +119,37 @@ def test_a_planted_group_is_significant_and_an_ordinary_tight_group_is_not():
     assert plain["p"] > 0.05 and plain["q"] > 0.05
 
 
+def ten_clusters_one_merge_each_way(seed: int = 0, per_cluster: int = 40, d: int = 8):
+    """Ten clusters; model A merges clusters 0 and 1 (same centre), model B merges 2 and 3. Within a
+    cluster both models place the images identically, so the only differences are the two merges."""
+    rng = np.random.default_rng(seed)
+    truth = np.repeat(np.arange(10), per_cluster)
+    centres_A, centres_B = 8.0 * rng.normal(size=(2, 10, d))
+    centres_B[:] = centres_A
+    centres_A[1], centres_B[3] = centres_A[0], centres_B[2]
+    within = rng.normal(size=(len(truth), d))
+    return centres_A[truth] + within, centres_B[truth] + within, truth
+
+
+def test_a_merge_grid_scores_at_most_its_share_of_cross_pairs_so_the_test_misses_it():
+    """What the specified test gets wrong (docs/significance.md): a grid of a merge that A makes and B
+    does not scores at most its share of pairs across the merged clusters, since a pair from one cluster
+    has at least as many images before it in A (both clusters) as in B (its own cluster). Tight groups
+    where B splits what A keeps apart score near 1, so the merge is not significant; the split-type
+    grid, one of the clusters B merges, is."""
+    X_A, X_B, truth = ten_clusters_one_merge_each_way()
+    merge = np.concatenate([np.flatnonzero(truth == 0)[:5], np.flatnonzero(truth == 1)[:4]])
+    split = np.flatnonzero(truth == 3)[:9]
+    explanation = Explanation(
+        "hand", {"A": [Concept(1, merge, merge, 1.0), Concept(2, split, split, 1.0)], "B": []}
+    )
+    tests = concept_tests(explanation, X_A, X_B, n_null=400, seed=0)
+    merged, split_type = tests["concepts"]["A", 1], tests["concepts"]["A", 2]
+    assert merged["bsr"] <= 2 * 5 * 4 / (9 * 8)
+    assert merged["p"] > 0.1 and merged["q"] > 0.1
+    assert split_type["bsr"] > 0.9 and split_type["p"] < merged["p"]
+
+
 def merged_and_split(seed: int = 0, per_cluster: int = 40):
     """As in test_rdx: model B separates clusters 0 and 1, model A merges them."""
     rng = np.random.default_rng(seed)
