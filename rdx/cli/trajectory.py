@@ -191,6 +191,12 @@ def report(argv: Sequence[str]) -> int:
     except (RunsError, TrajectoryError) as error:
         parser.error(str(error))
     wandb_dir = log_trajectory_to_wandb(result, args.folder, out_dir, args.wandb, args.project, args.group)
+    sweep_report = args.folder / "table" / "report.html"
+    if sweep_report.is_file():  # the sweep report exists (rdx-table FOLDER): rewrite it with the trajectory
+        from rdx.report.table import write_report
+
+        write_report(args.folder)
+        print(f"sweep report: {sweep_report} (with the trajectory section)")
     steps = result["table"]["step"].tolist()
     print(f"steps:        {len(steps)} ({steps[0]} .. {steps[-1]})")
     print(f"csv:          {result['files']['csv']}")

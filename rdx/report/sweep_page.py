@@ -120,6 +120,18 @@ def runs_table_html(runs_frame: pd.DataFrame, links: Mapping[str, str | None], d
     )
 
 
+def trajectory_section_html(files: Mapping[str, str]) -> str:
+    """The trajectory section: the scores against step (or depth), each step's top concepts, the CSV."""
+    return (
+        '<section id="trajectory">\n<h2>Trajectory</h2>\n'
+        '<p class="muted small">Written by <code>rdx-trajectory</code>: one row per step of model A '
+        f'({_link("trajectory.csv", files["csv"])}).</p>\n'
+        f'<img class="boxplot" src="{escape_html(files["figure"])}" alt="scores against step">\n'
+        f'<img class="boxplot" src="{escape_html(files["concepts"])}" alt="each step\'s top concept per side">\n'
+        "</section>"
+    )
+
+
 def sweep_page(
     tables: Mapping[str, pd.DataFrame],
     runs_frame: pd.DataFrame,
@@ -127,6 +139,7 @@ def sweep_page(
     boxplot_file: str | None,
     title: str,
     digits: int = 3,
+    trajectory: Mapping[str, str] | None = None,
 ) -> str:
     """The sweep report's HTML.
 
@@ -139,11 +152,15 @@ def sweep_page(
         boxplot_file: the BSR box plot's path relative to the page, or None for no plot.
         title: the page heading, e.g. "Benchmark: <folder name>".
         digits: decimals shown.
+        trajectory: when the folder holds a trajectory summary (``rdx-trajectory FOLDER``), the paths of
+            its files relative to the page: "figure", "concepts" (the top-concept strip) and "csv"; shown
+            in a section of its own.
     """
     n_comparisons = len(runs_frame)
     heading = f"{title} · {n_comparisons} comparison{'s' if n_comparisons != 1 else ''}"
     nav = [f'<a href="#table-{escape_html(key)}">{escape_html(key)}</a>' for key in tables]
     nav += [] if boxplot_file is None else ['<a href="#boxplot">box plot</a>']
+    nav += [] if trajectory is None else ['<a href="#trajectory">trajectory</a>']
     nav += ['<a href="#runs">runs</a>']
     boxplot = (
         ""
@@ -160,6 +177,7 @@ def sweep_page(
         "the rows; a comparison's name opens its own report.</p>\n</section>",
         *(benchmark_table_html(key, table, report_links, digits) for key, table in tables.items()),
         boxplot,
+        "" if trajectory is None else trajectory_section_html(trajectory),
         runs_table_html(runs_frame, report_links, digits),
     ]
     return (

@@ -9,6 +9,7 @@ sweep report, built by rdx.report.sweep_page).
 from __future__ import annotations
 
 import logging
+import os
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -353,6 +354,18 @@ def _write_text(path: Path, text: str) -> Path:
     return path
 
 
+TRAJECTORY_FILES = {"figure": "trajectory.png", "concepts": "top_concepts.png", "csv": "trajectory.csv"}
+
+
+def trajectory_files(folder: Path, page_dir: Path) -> dict[str, str] | None:
+    """The trajectory summary of ``folder`` (``<folder>/trajectory``, written by ``rdx-trajectory``) as
+    paths relative to ``page_dir``, or None when it is not there (or incomplete)."""
+    paths = {key: folder / "trajectory" / name for key, name in TRAJECTORY_FILES.items()}
+    if not all(path.is_file() for path in paths.values()):
+        return None
+    return {key: os.path.relpath(path, page_dir).replace(os.sep, "/") for key, path in paths.items()}
+
+
 def write_report(
     folder: str | Path,
     out_dir: str | Path | None = None,
@@ -397,7 +410,9 @@ def write_report(
     from rdx.report.sweep_page import find_report_links, sweep_page
 
     links = find_report_links(_runs_by_column(runs, columns), out_dir)
-    page = sweep_page(tables, runs_frame, links, files["boxplot"].name, title, digits)
+    page = sweep_page(
+        tables, runs_frame, links, files["boxplot"].name, title, digits, trajectory_files(folder, out_dir)
+    )
     files["html"] = _write_text(out_dir / "report.html", page)
     log.info("benchmark of %d runs written to %s", len(runs), out_dir)
     return {
