@@ -125,9 +125,9 @@ def trajectory_section_html(files: Mapping[str, str]) -> str:
     return (
         '<section id="trajectory">\n<h2>Trajectory</h2>\n'
         '<p class="muted small">Written by <code>rdx-trajectory</code>: one row per step of model A '
-        f'({_link("trajectory.csv", files["csv"])}).</p>\n'
+        f"({_link('trajectory.csv', files['csv'])}).</p>\n"
         f'<img class="boxplot" src="{escape_html(files["figure"])}" alt="scores against step">\n'
-        f'<img class="boxplot" src="{escape_html(files["concepts"])}" alt="each step\'s top concept per side">\n'
+        f'<img class="boxplot" src="{escape_html(files["concepts"])}" alt="top concepts per step">\n'
         "</section>"
     )
 

@@ -9,8 +9,8 @@ sweep report, built by rdx.report.sweep_page).
 from __future__ import annotations
 
 import logging
-import os
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
