@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 INSTALLED := $(VENV)/.rdx-installed
 
-.PHONY: demo test test-all train study-mnist-modifications study-fashion-tops study-significance lint clean-outputs
+.PHONY: demo test test-all train study-mnist-modifications study-fashion-tops study-significance study-trajectory lint clean-outputs
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ study-fashion-tops: $(INSTALLED)
 # comparisons, all methods, one multirun + rdx-table + experiments/significance/results.md (~40 min here).
 study-significance: $(INSTALLED)
 	BIN=$(BIN) experiments/significance/run.sh
+
+# The MNIST 3/5/8 checkpoint trajectory: 31 checkpoints vs the final one, all methods, one multirun +
+# rdx-trajectory + rdx-table + experiments/mnist_835_trajectory/results.md.
+study-trajectory: $(INSTALLED)
+	BIN=$(BIN) experiments/mnist_835_trajectory/run.sh
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check rdx tests scripts
