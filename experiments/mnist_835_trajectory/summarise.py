@@ -84,7 +84,8 @@ def summarise(sweep: Path, swept: float | None, elapsed: float | None) -> str:
         "",
         "mixing: share of the side's RDX concept members outside their concept's majority digit.",
         "",
-        "| step | epoch | val acc A | CKA | probe A | " + " | ".join(f"mBSR {m}" for m in methods)
+        "| step | epoch | val acc A | CKA | probe A | "
+        + " | ".join(f"mBSR {m}" for m in methods)
         + " | RDX sizes A | mixing A | RDX sizes B | mixing B |",
         "|" + "---:|" * (5 + len(methods)) + "---|---:|---|---:|",
     ]
@@ -96,7 +97,8 @@ def summarise(sweep: Path, swept: float | None, elapsed: float | None) -> str:
             f"{_f(row['probe_acc_A'])} | {scores} | {row['concept_sizes_A']} | "
             f"{_f(mixing(record, 'A'), 2)} | {row['concept_sizes_B']} | {_f(mixing(record, 'B'), 2)} |"
         )
-    lines += ["", "## RDX concepts' member digits per step", "", "| step | side A | side B |", "|---:|---|---|"]
+    lines += ["", "## RDX concepts' member digits per step", ""]
+    lines += ["| step | side A | side B |", "|---:|---|---|"]
     for step, record in sorted(records.items()):
         lines.append(f"| {step} | {label_mix(record, 'A')} | {label_mix(record, 'B')} |")
     return "\n".join(lines) + "\n"
