@@ -3,6 +3,10 @@ other, planted differences on the right side, and parameters checked before any 
 
 from __future__ import annotations
 
+import importlib.util
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist, pdist
@@ -325,3 +329,23 @@ def test_bad_parameters_fail_clearly_before_any_work(params, name, monkeypatch):
     X = np.random.default_rng(11).normal(size=(40, 3))
     with pytest.raises(ValueError, match=name):
         SPECBaseline(**params).fit(X, X + 1.0)
+
+
+def test_bench_script_measures_the_rff_path_and_finds_the_planted_merge(tmp_path):
+    path = Path(__file__).resolve().parent.parent / "scripts" / "bench_spec.py"
+    loader = importlib.util.spec_from_file_location("bench_spec", path)
+    bench = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(bench)
+    out = tmp_path / "spec.json"
+    # N = 1500 > D = 4 x 150: the Gram route, as at N = 100,000
+    result = bench.main(
+        ["--n", "1500", "--d", "16", "--rff-dimension", "150", "--n-concepts", "2", "--out", str(out)]
+    )
+    assert json.loads(out.read_text()) == result
+    assert result["path"] == "rff" and result["features_per_model"] == 300 and result["seconds"] > 0
+    assert result["peak_rss_gb"] >= result["rss_before_fit_gb"] > 0
+    # make_pair: model B merges A's clusters 0 and 1, so side B's strongest concept is that group
+    merge = result["concepts"]["B"][0]
+    by_cluster = merge["members_by_cluster_A"]
+    assert by_cluster.get("0", 0) + by_cluster.get("1", 0) >= 0.9 * merge["size"]
+    assert min(by_cluster.get("0", 0), by_cluster.get("1", 0)) >= 0.3 * merge["size"]
