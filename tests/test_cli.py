@@ -164,7 +164,7 @@ def test_every_method_preset_runs_through_compare(tmp_path, checkpoint_root, met
 def test_all_baselines_run_beside_rdx_through_compare(tmp_path, checkpoint_root):
     overrides = [o for o in tiny_compare_overrides(checkpoint_root) if not o.startswith("baselines=")]
     cfg = compose_config("compare", overrides)  # the experiment's default: RDX + every baseline
-    expected = ["rdx", "kmeans", "pca", "nmf", "cnmf", "sae", "topk_sae", "usae", "nlmcd"]
+    expected = ["rdx", "kmeans", "pca", "nmf", "cnmf", "sae", "topk_sae", "usae", "nlmcd", "spec"]
     assert ["rdx", *cfg.baselines] == expected
     record = run_compare(cfg, tmp_path)
     assert list(record.methods) == expected

@@ -23,6 +23,7 @@ CHEAP = {
     "topk_sae": {"n_concepts": 2, "n_latents": 8, "epochs": 5, "progress": False, "device": "cpu"},
     "usae": {"n_concepts": 2, "expansion": 2, "top_k": 4, "epochs": 5, "progress": False, "device": "cpu"},
     "nlmcd": {"n_concepts": 2, "n_components": 2, "min_cluster_size": 5},
+    "spec": {"n_concepts": 2, "device": "cpu"},
 }
 
 

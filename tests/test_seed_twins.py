@@ -73,4 +73,14 @@ def test_a_twin_comparison_is_its_seed0_counterpart_with_another_model_b(name):
     # the same images, method and baselines as the counterpart
     for key in ("dataset", "method", "baselines", "features", "metrics", "seed"):
         assert cfg[key] == reference[key], key
-    assert sorted(cfg["baselines"]) == ["cnmf", "kmeans", "nlmcd", "nmf", "pca", "sae", "topk_sae", "usae"]
+    assert sorted(cfg["baselines"]) == [
+        "cnmf",
+        "kmeans",
+        "nlmcd",
+        "nmf",
+        "pca",
+        "sae",
+        "spec",
+        "topk_sae",
+        "usae",
+    ]

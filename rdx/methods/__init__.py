@@ -21,6 +21,7 @@ METHODS: dict[str, str] = {
     "topk_sae": "rdx.methods.baselines.sae:TopKSAEBaseline",
     "usae": "rdx.methods.baselines.sae:UniversalSAEBaseline",
     "nlmcd": "rdx.methods.baselines.nlmcd:NLMCDBaseline",
+    "spec": "rdx.methods.baselines.spec:SPECBaseline",
 }
 
 

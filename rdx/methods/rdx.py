@@ -34,7 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy.sparse.linalg import eigsh
+from scipy.sparse.linalg import LinearOperator, eigsh
 from sklearn.base import BaseEstimator
 from sklearn.cluster import k_means
 
@@ -62,6 +62,7 @@ __all__ = [
     "locally_biased_difference",
     "standard_difference",
     "affinity_from_difference",
+    "leading_eigenpairs",
     "spectral_labels",
     "centrality_clusters",
     "order_clusters",
@@ -234,6 +235,32 @@ def _symmetric_graph(affinity: np.ndarray, in_place: bool) -> np.ndarray:
     return graph
 
 
+def leading_eigenpairs(
+    matrix: np.ndarray | LinearOperator, k: int, start: np.ndarray, tol: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest (algebraic) eigenvalues of a symmetric (n, n) matrix and their eigenvectors.
+
+    Lanczos (ARPACK ``eigsh``, which="LA") from the start vector ``start`` (n,), using only matrix-vector
+    products, so ``matrix`` may be a dense array or a ``LinearOperator``; a dense ``eigh`` when k >= n - 1,
+    where Lanczos has no room (an operator is applied to the identity first and symmetrised). ``tol`` is
+    ARPACK's relative accuracy (0: machine precision). The one eigensolver of RDX's exact path, its
+    sparse path's Lanczos option and SPEC.
+
+    Returns:
+        (values (k,) ascending, vectors (n, k) with unit columns in the same order).
+    """
+    n = matrix.shape[0]
+    if k >= n - 1:
+        if isinstance(matrix, LinearOperator):
+            dense = matrix.matmat(np.eye(n))
+            dense = (dense + dense.T) / 2
+        else:
+            dense = np.asarray(matrix, dtype=np.float64)
+        values, vectors = np.linalg.eigh(dense)
+        return values[-k:], vectors[:, -k:]
+    return eigsh(matrix, k=k, which="LA", v0=start, ncv=min(n, max(2 * k + 1, 20)), tol=tol)
+
+
 def spectral_labels(
     affinity: np.ndarray, n_clusters: int, random_state: int, in_place: bool = False
 ) -> np.ndarray:
@@ -262,11 +289,7 @@ def spectral_labels(
     # spectral_clustering does), so the labels equal scikit-learn's for the same random_state.
     generator = np.random.RandomState(random_state)
     start = generator.uniform(-1, 1, n).astype(graph.dtype)
-    if n_clusters >= n - 1:
-        _, vectors = np.linalg.eigh(graph.astype(np.float64))
-        vectors = vectors[:, -n_clusters:]
-    else:
-        _, vectors = eigsh(graph, k=n_clusters, which="LA", v0=start, ncv=min(n, max(2 * n_clusters + 1, 20)))
+    _, vectors = leading_eigenpairs(graph, n_clusters, start)
     embedding = vectors.astype(np.float64) * np.sqrt(1.0 / degree)[:, None]
     _, labels, _ = k_means(embedding, n_clusters, random_state=generator, n_init=10)
     return labels.astype(np.int64)
