@@ -96,6 +96,8 @@ def compare_models(
         cfg, job, models, image_set, features, sources, cache, methods, inputs=inputs, key=key
     )
     record.representations, record.planted = representations, planted
+    with clock("agreement"):
+        method_agreement(record)
     write_run(record, cfg, checked, Path(output_dir), image_set, features, clock)
     return record
 
@@ -170,6 +172,36 @@ def fit_methods(
                     partial(significance_failed, method),
                 )
     return results
+
+
+def method_agreement(record: RunResult) -> None:
+    """Every pair of methods' concept agreement (rdx.metrics.agreement: Hungarian-matched member Jaccard
+    per side) onto ``record.agreement``, and each other method's agreement with the main method onto
+    its ``agreement``; nothing with a single method. NaN (a side without concepts) is stored as None."""
+    if len(record.methods) < 2:
+        return
+    from rdx.metrics.agreement import concept_agreement
+
+    explanations = {label: method.to_explanation() for label, method in record.methods.items()}
+    agreement = concept_agreement(explanations)
+    record.agreement = _nan_as_none(agreement.to_dict())
+    main = record.main_method
+    for label, method in record.methods.items():
+        if label != main:
+            sides = {side: agreement.pair(side, main, label).mean_jaccard for side in SIDES}
+            present = [value for value in sides.values() if not np.isnan(value)]
+            mean = float(np.mean(present)) if present else None
+            method.agreement = _nan_as_none({"with": main, **sides, "mean": mean})
+
+
+def _nan_as_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _nan_as_none(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nan_as_none(item) for item in value]
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
 
 
 def significance_failed(method: MethodResult, reason: str) -> None:

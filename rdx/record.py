@@ -156,6 +156,9 @@ class MethodResult:
         recovery: the planted-difference recovery scores, when the run has a planted difference.
         significance: how the concepts' difference test and stability were computed (settings, alpha,
             seconds), when they were; the per-concept values are on the concepts.
+        agreement: how much this method's concepts agree with the main method's (rdx.metrics.agreement:
+            mean member Jaccard of the Hungarian-matched concepts): {"with": main label, "A", "B",
+            "mean"}; None for the main method itself or a run with one method.
         members: per side, each image's concept index (N,) int64 (:data:`NULL_CONCEPT`,
             :data:`NO_CONCEPT`); in memory after a fit, read from the members file by :func:`load_run`.
     """
@@ -170,6 +173,7 @@ class MethodResult:
     metrics_s: float = float("nan")
     recovery: dict[str, Any] | None = None
     significance: dict[str, Any] | None = None
+    agreement: dict[str, Any] | None = None
     members: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def side(self, side: str) -> list[ConceptRecord]:
@@ -180,6 +184,11 @@ class MethodResult:
         """One score: ``score("silb", "bsr", "mean")`` is the mBSR with SILB distances (NaN if absent)."""
         value = self.metrics.get(distance, {}).get(metric, {}).get(side)
         return float("nan") if value is None else float(value)
+
+    def agreement_with_main(self) -> float:
+        """Mean matched member Jaccard with the main method's concepts, over both sides (NaN: not
+        computed, or this is the main method)."""
+        return _float((self.agreement or {}).get("mean"))
 
     def significant_share(self) -> float:
         """The share of shown concepts whose difference test has q below the run's alpha (NaN when the
@@ -309,6 +318,8 @@ class MethodResult:
             out["recovery"] = self.recovery
         if self.significance is not None:
             out["significance"] = self.significance
+        if self.agreement is not None:
+            out["agreement"] = self.agreement
         return out
 
     @classmethod
@@ -328,6 +339,7 @@ class MethodResult:
             metrics_s=_float(data.get("metrics_s")),
             recovery=data.get("recovery"),
             significance=data.get("significance"),
+            agreement=data.get("agreement"),
         )
 
 
@@ -350,7 +362,10 @@ class RunResult:
     maps figure names to paths relative to the run dir; ``report`` says where the HTML report is
     (``file``, relative to the run dir) and how it was made (rdx.sinks.report_files). ``inputs`` are the
     content digests its ``run_key`` was computed from (input file by config key, the images, their
-    labels: rdx.runs). ``run_dir`` (not stored) is where the record was read from or written to.
+    labels: rdx.runs). ``agreement`` is every pair of methods' concept agreement per side
+    (``rdx.metrics.agreement.Agreement.to_dict``: matched concepts, mean Jaccard, the concepts at least
+    two methods find), None with one method. ``run_dir`` (not stored) is where the record was read from
+    or written to.
     """
 
     task_name: str
@@ -367,6 +382,7 @@ class RunResult:
     members_file: str | None = None
     figures: dict[str, str] = field(default_factory=dict)
     report: dict[str, Any] | None = None
+    agreement: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
     run_key: str | None = None
     inputs: dict[str, str | None] | None = None
@@ -427,6 +443,7 @@ class RunResult:
             "embedding": self.embedding,
             "figures": self.figures,
             "report": self.report,
+            "agreement": self.agreement,
             "timings": self.timings,
             "wandb_run_dir": self.wandb_run_dir,
             "wandb_group": self.wandb_group,
@@ -469,6 +486,7 @@ class RunResult:
                 members_file=(data.get("members") or {}).get("file"),
                 figures=dict(data.get("figures") or {}),
                 report=data.get("report"),
+                agreement=data.get("agreement"),
                 timings=dict(data.get("timings") or {}),
                 run_key=data.get("run_key"),
                 inputs=data.get("inputs"),
@@ -526,6 +544,8 @@ class RunResult:
             if method.recovery is not None:
                 for key in ("score", "A", "B"):
                     metrics[f"{label}/recovery/{key}"] = method.recovery[key]
+            if method.agreement is not None:
+                metrics[f"{label}/agreement_with_{method.agreement['with']}"] = method.agreement_with_main()
             if method.significance and "alpha" in method.significance:
                 metrics[f"{label}/significant_share"] = method.significant_share()
                 metrics[f"{label}/median_stability"] = method.median_stability()

@@ -203,6 +203,40 @@ def test_the_methods_matrix_shows_every_method_with_its_grids(browser, report_ru
     assert browser.network_requests() == []
 
 
+def test_the_agreement_section_shows_the_records_matrix_and_shared_concepts(browser, report_run):
+    out, record = report_run
+    agreement = record.agreement
+    assert agreement["methods"] == list(record.methods)
+    browser.open(out / "report.html")
+    browser.wait_for("window.rdxReport && window.rdxReport.ready")
+    for side in ("A", "B"):
+        expected = {(p["first"], p["second"]): p["mean_jaccard"] for p in agreement["pairs"][side]}
+        assert len(expected) == 3  # rdx, kmeans, pca: three pairs
+        cells = browser.find_all(f"#agreement-{side} tbody td")
+        assert len(cells) == 9
+        for cell in cells:
+            first = cell.find_element("xpath", "..").get_attribute("data-method")
+            second = cell.get_attribute("data-method")
+            if first == second:
+                assert cell.text == "·"
+                continue
+            value = expected.get((first, second), expected.get((second, first)))
+            assert cell.text == ("–" if value is None else f"{value:.2f}")
+        items = browser.find_all(f"#shared-{side} li")
+        assert [(i.get_attribute("data-method"), int(i.get_attribute("data-index"))) for i in items] == [
+            (c["method"], c["index"]) for c in agreement["shared"][side]
+        ]
+    shared = [(side, c) for side in ("A", "B") for c in agreement["shared"][side]]
+    if shared:  # a shared concept opens on click
+        side, concept = shared[0]
+        browser.find_all(f"#shared-{side} li a")[0].click()
+        browser.wait_for("!document.getElementById('concept-view').hidden")
+        state = browser.execute("return window.rdxReport.state.concept")
+        assert (state["method"], state["side"], state["index"]) == (concept["method"], side, concept["index"])
+    assert browser.console_errors() == []
+    assert browser.network_requests() == []
+
+
 def test_the_sweep_report_links_each_comparisons_report(browser, report_run, tmp_path):
     from rdx.report.table import write_report
 

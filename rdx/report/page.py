@@ -41,6 +41,7 @@ SCORE_TITLES = {
     "recovery": "planted recovery",
     "significant": "significant",
     "stability": "stability",
+    "agreement": "agrees w/ main",
 }
 # Concept colours on the map (ColorBrewer Dark2 then Set1): dark enough to read over grey non-members.
 CONCEPT_COLOURS = (
@@ -162,6 +163,7 @@ def report_data(
         "side_meaning": record.side_meaning,
         "score_columns": score_columns(record),
         "methods": [_method_data(method, grid_files) for method in record.methods.values()],
+        "agreement": record.agreement,
         "thumbs": dict(thumbs),
         "thumb_size": int(thumb_size),
         "points_file": POINTS_FILE,

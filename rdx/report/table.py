@@ -75,8 +75,18 @@ TABLES: dict[str, TableSpec] = {
         "Share of concepts significant (difference test, q < alpha)", True, MethodResult.significant_share
     ),
     "stability": TableSpec("Median concept stability over refits", True, MethodResult.median_stability),
+    "agreement": TableSpec(
+        "Agreement with the main method (mean matched member Jaccard, both sides)",
+        True,
+        MethodResult.agreement_with_main,
+    ),
 }
-OPTIONAL_TABLES = ("recovery", "significant", "stability")  # written only when some run reports them
+OPTIONAL_TABLES = (
+    "recovery",
+    "significant",
+    "stability",
+    "agreement",
+)  # written only when some run reports them
 
 
 def find_runs(folder: str | Path, exclude: str | Path | None = None) -> list[Path]:

@@ -294,6 +294,13 @@ def log_comparison(
         run.log_images(dict(figures))
         columns = ["method", "side", "concept", "size", "score", "p", "q", "stability", "grid_labels", "grid"]
         run.log_table("concepts", columns, rows)
+        if record.agreement is not None:
+            pairs = [
+                [side, pair["first"], pair["second"], pair["mean_jaccard"]]
+                for side, side_pairs in record.agreement["pairs"].items()
+                for pair in side_pairs
+            ]
+            run.log_table("agreement", ["side", "first", "second", "mean_jaccard"], pairs)
         run.log_html(dict(pages or {}))
         run.update_summary(record.wandb_summary())
         return run.run_dir

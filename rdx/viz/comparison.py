@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from rdx.record import RunResult
 from rdx.sinks.files import safe_component
+from rdx.viz.agreement import agreement_figure
 from rdx.viz.grids import comparison_figure, concept_grid_images, summary_figure
 from rdx.viz.scatter import pca_scatter
 
@@ -33,8 +34,9 @@ def comparison_figures(
     grid_scale: int,
 ) -> dict[str, Figure | np.ndarray]:
     """Per method one grid image per concept (uint8 arrays under :func:`grid_key`), the main method's
-    ``summary`` figure, a ``comparison`` figure of all methods (when there are several) and the
-    ``pca_scatter`` with the main method's grids outlined.
+    ``summary`` figure, a ``comparison`` figure of all methods (when there are several), the methods'
+    ``agreement`` matrix (when the record has one) and the ``pca_scatter`` with the main method's grids
+    outlined.
 
     Args:
         record: the run record, with every method's members in memory.
@@ -65,6 +67,11 @@ def comparison_figures(
         model_titles = {side: f"model {side} = {names[side]}" for side in ("A", "B")}
         figures["comparison"] = comparison_figure(
             explanations, images, labels, model_titles, title=title, label_names=label_names
+        )
+    if record.agreement is not None:
+        figures["agreement"] = agreement_figure(
+            record.agreement,
+            {side: f"side {side}: {rdx_titles[side]}" for side in ("A", "B")},
         )
     figures["pca_scatter"] = pca_scatter(
         None,

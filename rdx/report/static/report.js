@@ -700,6 +700,59 @@
     $("#methods").appendChild(table);
   }
 
+  // ---------------------------------------------------------------- agreement between methods
+  // Per side a methods x methods table of the mean matched member Jaccard (Hungarian matching of their
+  // concepts), then the concepts that at least two methods find; a concept opens on click.
+  function agreementValue(side, first, second) {
+    if (first === second) return 1;
+    const pair = R.agreement.pairs[side].find(
+      (p) => (p.first === first && p.second === second) || (p.first === second && p.second === first)
+    );
+    return pair ? pair.mean_jaccard : null;
+  }
+
+  function renderAgreement() {
+    const root = $("#agreement");
+    if (!R.agreement) {
+      root.hidden = true;
+      return;
+    }
+    const methods = R.agreement.methods;
+    for (const side of SIDES) {
+      root.appendChild(el("h3", { text: `Side ${side}: what ${sideName(side)} groups together that ${sideName(OTHER[side])} separates` }));
+      const table = el("table", { class: "data agreement", id: `agreement-${side}` });
+      table.appendChild(el("thead", {}, el("tr", {}, [el("th", { text: "" }), ...methods.map((m) => el("th", { text: m }))])));
+      const body = el("tbody");
+      for (const first of methods) {
+        const row = el("tr", { "data-method": first }, [el("th", { text: first })]);
+        for (const second of methods) {
+          const value = agreementValue(side, first, second);
+          const shade = value === null ? null : `background: rgba(27, 158, 119, ${(0.6 * value).toFixed(2)})`;
+          row.appendChild(el("td", { "data-method": second, "data-value": value, style: shade, text: first === second ? "·" : fmt(value, 2) }));
+        }
+        body.appendChild(row);
+      }
+      table.appendChild(body);
+      root.appendChild(table);
+      const shared = R.agreement.shared[side] || [];
+      const list = el("ul", { class: "shared", id: `shared-${side}` });
+      for (const c of shared) {
+        const partners = c.found_by.map((f) => `${f.method} #${f.index} (${fmt(f.jaccard, 2)})`).join(", ");
+        list.appendChild(
+          el("li", { "data-method": c.method, "data-index": c.index }, [
+            el("a", { href: "#concept-view", onclick: () => openConcept(c.method, side, c.index), text: `${c.method} #${c.index}` }),
+            ` — also found by ${partners}`,
+          ])
+        );
+      }
+      root.appendChild(
+        shared.length
+          ? el("div", {}, [el("p", { class: "small", text: `Concepts at least two methods find (matched Jaccard ≥ ${R.agreement.threshold}):` }), list])
+          : el("p", { class: "muted small", text: `No concept on side ${side} is found by two methods (matched Jaccard ≥ ${R.agreement.threshold}).` })
+      );
+    }
+  }
+
   // ---------------------------------------------------------------- start
   function onPoints() {
     state.points = window.RDX_POINTS;
@@ -727,6 +780,7 @@
     renderOverview();
     renderConcepts();
     renderMatrix();
+    renderAgreement();
     renderMapControls();
     $("#member-prev").addEventListener("click", () => {
       state.page -= 1;
