@@ -212,6 +212,16 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
+def _cell(value: Any) -> Any:
+    """A CSV cell as a W&B table cell: a number as it is, a missing value (None, NaN: a method a run
+    skipped) as None, which W&B accepts in a column of numbers, anything else as text."""
+    if _number(value) is not None:
+        return value
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return str(value)
+
+
 def _layer_pairs(table: Any) -> list[str]:
     """A layer trajectory's pairs, "block1 → block2", in depth order."""
     return [f"{a} → {b}" for a, b in zip(table["layer_A"], table["layer_B"], strict=True)]
@@ -235,9 +245,7 @@ def log_trajectory_to_wandb(
         for row in table.to_dict(orient="records"):
             metrics = {key: _number(value) for key, value in row.items() if key != axis}
             run.log_metrics({k: v for k, v in metrics.items() if v is not None}, step=int(row[axis]))
-        cells = [
-            [value if _number(value) is not None else str(value) for value in row] for row in table.values
-        ]
+        cells = [[_cell(value) for value in row] for row in table.values]
         # at the last point: W&B would put a row without a step one after it
         run.log_table("trajectory", [str(c) for c in table.columns], cells, step=positions[-1])
         run.log_images(report["figures"], step=positions[-1])

@@ -234,7 +234,7 @@ def _float(value: Any) -> float:
 def trajectory_row(record: RunResult, axis: Axis = STEP) -> dict[str, Any]:
     """One point of the trajectory: both models (step and epoch, or depth, layer and feature width),
     representation scores, every method's mBSR (SILB) and, when computed, share of significant
-    concepts, and the main method's concepts per side."""
+    concepts, the main method's concepts per side, and the baselines the run skipped."""
     models = record.models
     model_a, model_b = models["A"], models.get("B", {})
     if axis is DEPTH:
@@ -274,6 +274,7 @@ def trajectory_row(record: RunResult, axis: Axis = STEP) -> dict[str, Any]:
         row[f"concepts_{side}"] = len(sizes)
         row[f"concept_sizes_{side}"] = " ".join(map(str, sizes))
         row[f"concept_members_{side}"] = sum(sizes)
+    row["methods_skipped"] = " ".join(record.methods_skipped)  # baselines these layers do not allow
     row["task_name"] = record.task_name
     return row
 
