@@ -25,6 +25,7 @@ from rdx.cache import FeatureCache
 from rdx.data.imageset import ImageSet
 from rdx.data.registry import load_image_set
 from rdx.devices import resolve_device
+from rdx.methods.checks import NotApplicableError
 from rdx.metrics import explanation_scores
 from rdx.metrics.planted import check_pairs, pair_separability, recovery_scores
 from rdx.metrics.representations import representation_scores
@@ -89,13 +90,14 @@ def compare_models(
         }
     with clock("features"):
         features, sources, cache = extract_features(models, image_set, cfg)
-    methods = fit_methods(checked, features, image_set, cfg, clock)
+    methods, skipped = fit_methods(checked, features, image_set, cfg, clock)
     with clock("representations"):
         representations, planted = score_representations(features, image_set, cfg)
     record = build_record(
         cfg, job, models, image_set, features, sources, cache, methods, inputs=inputs, key=key
     )
     record.representations, record.planted = representations, planted
+    record.methods_skipped = skipped
     with clock("agreement"):
         method_agreement(record)
     write_run(record, cfg, checked, Path(output_dir), image_set, features, clock)
@@ -131,16 +133,31 @@ def fit_methods(
     image_set: ImageSet,
     cfg: DictConfig,
     clock: StageClock,
-) -> dict[str, MethodResult]:
+) -> tuple[dict[str, MethodResult], dict[str, str]]:
     """Fit every method on the two representations and score its explanation (BSR/TSD/EQ for each
     distance, the recovery of the planted difference when the run has one, and each concept's
-    significance and stability unless ``significance=off``)."""
+    significance and stability unless ``significance=off``).
+
+    A baseline the representations do not allow (too narrow for its k or dictionary, negative values
+    for NMF: :class:`NotApplicableError`) is skipped with a warning; the main method is never skipped.
+
+    Returns:
+        (label → result of every fitted method, label → why each skipped baseline was skipped)
+    """
     planted = planted_spec(cfg.get("planted"))
     results: dict[str, MethodResult] = {}
+    skipped: dict[str, str] = {}
     nulls: dict[tuple[str, int], np.ndarray] = {}  # the difference test's nulls, shared by all methods
     for label, (name, estimator) in checked.estimators.items():
-        with clock(label):
-            explanation = estimator.fit(features["A"], features["B"], y=image_set.labels).explanation_
+        try:
+            with clock(label):
+                explanation = estimator.fit(features["A"], features["B"], y=image_set.labels).explanation_
+        except NotApplicableError as error:
+            if label == cfg.method.label:
+                raise
+            skipped[label] = str(error)
+            log.warning("%s skipped: %s", label, error)
+            continue
         started = time.perf_counter()
         scores, recovery = score_explanation(label, explanation, features, image_set.labels, cfg, planted)
         results[label] = MethodResult.from_explanation(
@@ -171,7 +188,7 @@ def fit_methods(
                     ),
                     partial(significance_failed, method),
                 )
-    return results
+    return results, skipped
 
 
 def method_agreement(record: RunResult) -> None:

@@ -362,7 +362,9 @@ class RunResult:
     maps figure names to paths relative to the run dir; ``report`` says where the HTML report is
     (``file``, relative to the run dir) and how it was made (rdx.sinks.report_files). ``inputs`` are the
     content digests its ``run_key`` was computed from (input file by config key, the images, their
-    labels: rdx.runs). ``agreement`` is every pair of methods' concept agreement per side
+    labels: rdx.runs). ``methods_skipped`` maps each baseline the representations did not allow (e.g. NMF
+    on signed features, a dictionary narrower than its top-k) to why; it is not in ``methods``.
+    ``agreement`` is every pair of methods' concept agreement per side
     (``rdx.metrics.agreement.Agreement.to_dict``: matched concepts, mean Jaccard, the concepts at least
     two methods find), None with one method. ``run_dir`` (not stored) is where the record was read from
     or written to.
@@ -391,6 +393,7 @@ class RunResult:
     wandb_run_dir: str | None = None
     wandb_group: str | None = None
     reused_from: str | None = None
+    methods_skipped: dict[str, str] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     run_dir: Path | None = field(default=None, repr=False, compare=False)
     skipped: bool = field(default=False, repr=False, compare=False)
@@ -450,6 +453,8 @@ class RunResult:
         }
         if self.reused_from is not None:
             out["reused_from"] = self.reused_from
+        if self.methods_skipped:
+            out["methods_skipped"] = dict(self.methods_skipped)
         return out
 
     @classmethod
@@ -495,6 +500,7 @@ class RunResult:
                 wandb_run_dir=data.get("wandb_run_dir"),
                 wandb_group=data.get("wandb_group"),
                 reused_from=data.get("reused_from"),
+                methods_skipped={str(k): str(v) for k, v in (data.get("methods_skipped") or {}).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise RecordError(f"{where}: not a run record ({type(error).__name__}: {error})") from error
@@ -574,7 +580,8 @@ class RunResult:
                 yield method, concept
 
     def console_lines(self) -> list[str]:
-        """The summary ``rdx-compare`` prints: models, the main method's concepts, every method's BSR."""
+        """The summary ``rdx-compare`` prints: models, the main method's concepts, every method's BSR,
+        and why a baseline was skipped."""
         lines = []
         for side, info in self.models.items():
             accuracy = f", val acc {info['val_acc']:.4f}" if "val_acc" in info else ""
@@ -598,6 +605,8 @@ class RunResult:
                 f"B {method.score('silb', 'bsr', 'B'):.3f} mean {method.mbsr:.3f} | mBSR MNED "
                 f"{method.score('mned'):.3f} LSED {method.score('lsed'):.3f}" + method.significance_text()
             )
+        for label, reason in self.methods_skipped.items():
+            lines.append(f"{label:<12} skipped: {reason}")
         return lines
 
 

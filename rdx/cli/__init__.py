@@ -15,6 +15,10 @@ It also registers the config resolvers the configs use:
 ``${removeprefix:text,prefix}``
     ``text`` without a leading ``prefix`` (Python's ``str.removeprefix``): task names made from the
     dataset and method, e.g. ``dino_vs_dinov2${removeprefix:${method.label},rdx}_...``.
+``${add:a,b}`` and ``${item:list,index}``
+    the integer sum, and one item of a list by its 0-based position: a layer trajectory's model B is
+    the layer after model A's, ``${item:${layers.names},${add:${layers.depth},1}}``
+    (conf/layer_trajectory/consecutive.yaml).
 """
 
 import dataclasses
@@ -57,10 +61,29 @@ def removeprefix(text: Any, prefix: Any) -> str:
     return str(text).removeprefix(str(prefix))
 
 
+def add(a: Any, b: Any) -> int:
+    """The sum of two integers."""
+    return int(a) + int(b)
+
+
+def item(items: Any, index: Any) -> Any:
+    """``items[index]`` for a 0-based ``index`` inside the list; an error naming the list otherwise (no
+    negative indices: a layer past either end is a mistake, not the last layer)."""
+    values = list(items)
+    position = int(index)
+    if not 0 <= position < len(values):
+        raise IndexError(f"position {position} is outside the list {values} (0 .. {len(values) - 1})")
+    return items[position]
+
+
 if not OmegaConf.has_resolver("package_file"):
     OmegaConf.register_new_resolver("package_file", package_file)
 if not OmegaConf.has_resolver("removeprefix"):
     OmegaConf.register_new_resolver("removeprefix", removeprefix)
+if not OmegaConf.has_resolver("add"):
+    OmegaConf.register_new_resolver("add", add)
+if not OmegaConf.has_resolver("item"):
+    OmegaConf.register_new_resolver("item", item)
 # ${path_safe:${task_name}}: a name as one safe folder name (task_name=../../x stays inside outputs/)
 if not OmegaConf.has_resolver("path_safe"):
     OmegaConf.register_new_resolver("path_safe", safe_component)

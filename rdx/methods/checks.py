@@ -6,7 +6,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_positive_int", "check_positive_number"]
+__all__ = ["NotApplicableError", "check_positive_int", "check_positive_number"]
+
+
+class NotApplicableError(ValueError):
+    """The representations break an assumption of the method, not a parameter: too narrow for its k or
+    its dictionary, or negative values for NMF. A comparison skips such a baseline and records why
+    (consecutive layers of one network differ in width and sign, docs/sweeps.md)."""
 
 
 def check_positive_int(name: str, value: Any, minimum: int = 1) -> None:

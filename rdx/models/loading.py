@@ -109,7 +109,8 @@ def load_model(
 
     ``kind: precomputed`` models are feature files (``file``, optional ``exclude_columns``, ``key``),
     read when features are needed. Random-init networks are seeded with ``seed``. ``trained`` is the
-    checkpoint choice of :func:`select_trained_weights` for a model trained on demand.
+    checkpoint choice of :func:`select_trained_weights` for a model trained on demand. A spec's ``depth``
+    (the position of its layer in a layer trajectory's list, conf/layer_trajectory/) is kept in ``info``.
     """
     name = display_name(spec)
     kind = spec.get("kind")
@@ -136,4 +137,6 @@ def load_model(
         "pooling": loaded.default_pooling,
         "checkpoint": loaded.info.get("weights_file"),
     }
+    if spec.get("depth") is not None:
+        info["depth"] = int(spec["depth"])
     return LoadedModel(name, kind, info, loaded)

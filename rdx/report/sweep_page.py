@@ -125,6 +125,7 @@ def trajectory_section_html(files: Mapping[str, str]) -> str:
     return (
         '<section id="trajectory">\n<h2>Trajectory</h2>\n'
         '<p class="muted small">Written by <code>rdx-trajectory</code>: one row per step of model A '
+        "(or pair of layers) "
         f"({_link('trajectory.csv', files['csv'])}).</p>\n"
         f'<img class="boxplot" src="{escape_html(files["figure"])}" alt="scores against step">\n'
         f'<img class="boxplot" src="{escape_html(files["concepts"])}" alt="top concepts per step">\n'

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from rdx.methods.checks import check_positive_int
+from rdx.methods.checks import NotApplicableError, check_positive_int
 from rdx.methods.explanation import Concept, Explanation
 from rdx.methods.grids import top_activations
 from rdx.methods.rdx import check_representations
@@ -26,14 +26,15 @@ from rdx.methods.rdx import check_representations
 
 def check_n_concepts(n_concepts: int, X: np.ndarray, needs_features: bool = True) -> None:
     """k must be a positive integer, at most the number of samples (and of features, for
-    decompositions whose rank is bounded by d)."""
+    decompositions whose rank is bounded by d: :class:`NotApplicableError`, a property of the
+    representation)."""
     if not isinstance(n_concepts, int | np.integer) or n_concepts < 1:
         raise ValueError(f"n_concepts must be a positive integer, got {n_concepts!r}")
     n, d = X.shape
     if n_concepts > n:
         raise ValueError(f"n_concepts={n_concepts} is larger than the number of samples N={n}")
     if needs_features and n_concepts > d:
-        raise ValueError(f"n_concepts={n_concepts} is larger than the number of features d={d}")
+        raise NotApplicableError(f"n_concepts={n_concepts} is larger than the number of features d={d}")
 
 
 def concepts_from_activations(
@@ -95,18 +96,23 @@ class PerModelBaseline(Baseline):
         raise NotImplementedError
 
     def validate(self, X: np.ndarray) -> None:
-        """Method-specific checks of one representation (e.g. NMF needs X >= 0)."""
+        """Method-specific checks of one representation (e.g. NMF needs X >= 0); a representation the
+        method cannot explain raises :class:`NotApplicableError`."""
 
     def fit(self, X_A: np.ndarray, X_B: np.ndarray, y: np.ndarray | None = None) -> PerModelBaseline:
         self.check_params()
         X_A, X_B = check_representations(X_A, X_B, min_samples=2)
         concepts: dict[str, list[Concept]] = {}
         info: dict[str, Any] = {"n_concepts": self.n_concepts, "random_state": self.random_state}
-        for side, X in (("A", X_A), ("B", X_B)):
-            check_n_concepts(self.n_concepts, X, self.needs_features)
-            view = X.view()
+        views = {"A": X_A.view(), "B": X_B.view()}
+        for side, view in views.items():  # both sides checked before either is fitted
             view.flags.writeable = False  # a method that tries to modify its input fails loudly
-            self.validate(view)
+            try:
+                check_n_concepts(self.n_concepts, view, self.needs_features)
+                self.validate(view)
+            except NotApplicableError as error:
+                raise NotApplicableError(f"model {side}: {error}") from None
+        for side, view in views.items():
             concepts[side], info[side] = self.concepts_for(view)
         self.explanation_ = Explanation(self.name, concepts, info=info)
         return self

@@ -18,7 +18,7 @@ from rdx.methods.baselines.base import (
     concepts_from_activations,
 )
 from rdx.methods.baselines.kmeans import kmeans_clusters
-from rdx.methods.checks import check_positive_int, check_positive_number
+from rdx.methods.checks import NotApplicableError, check_positive_int, check_positive_number
 from rdx.methods.explanation import Concept
 
 # Added to the k-means cluster indicators when initialising convex NMF, as in Ding, Li & Jordan (2010):
@@ -82,7 +82,7 @@ class NMFBaseline(PerModelBaseline):
     def validate(self, X: np.ndarray) -> None:
         n_negative = int(np.count_nonzero(X < 0))
         if n_negative:
-            raise ValueError(
+            raise NotApplicableError(
                 f"NMF needs non-negative features, but {n_negative} of {X.size} values are negative "
                 f"(min {float(X.min()):.4g}); for signed features use convex NMF (baseline 'cnmf')"
             )

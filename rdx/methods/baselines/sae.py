@@ -36,7 +36,7 @@ from rdx.methods.baselines.base import (
     check_n_concepts,
     concepts_from_activations,
 )
-from rdx.methods.checks import check_positive_number
+from rdx.methods.checks import NotApplicableError, check_positive_number
 from rdx.methods.explanation import SIDES, Concept, Explanation
 from rdx.methods.rdx import check_representations
 
@@ -544,20 +544,25 @@ class UniversalSAEBaseline(AutoencoderTraining, Baseline):
         self._check_training_params()
         if not isinstance(self.expansion, int | np.integer) or self.expansion < 1:
             raise ValueError(f"expansion must be a positive integer, got {self.expansion!r}")
+        if not isinstance(self.top_k, int | np.integer) or self.top_k < 1:
+            raise ValueError(f"top_k must be a positive integer, got {self.top_k!r}")
         if self.firing_entropy not in FIRING_ENTROPIES:
             raise ValueError(f"firing_entropy must be one of {FIRING_ENTROPIES}, got {self.firing_entropy!r}")
 
     def _check_params(self, n_latents: int) -> None:
+        """The parameters, then what the widths allow: ``n_latents`` = expansion * max(d_A, d_B) must
+        hold top_k and n_concepts (:class:`NotApplicableError` otherwise: narrow layers)."""
         self.check_params()
-        if not isinstance(self.top_k, int | np.integer) or not 1 <= self.top_k <= n_latents:
-            raise ValueError(
-                f"top_k must be an integer in [1, n_latents={n_latents}] (expansion * max(d_A, d_B)), "
-                f"got {self.top_k!r}"
+        if self.top_k > n_latents:
+            raise NotApplicableError(
+                f"top_k={self.top_k} is larger than its n_latents={n_latents} (expansion {self.expansion} "
+                "* max(d_A, d_B)): the representations are too narrow for this dictionary; raise expansion "
+                "or lower top_k"
             )
         if self.n_concepts > n_latents:
-            raise ValueError(f"n_concepts={self.n_concepts} is larger than the number of latents {n_latents}")
-        if self.firing_entropy not in FIRING_ENTROPIES:
-            raise ValueError(f"firing_entropy must be one of {FIRING_ENTROPIES}, got {self.firing_entropy!r}")
+            raise NotApplicableError(
+                f"n_concepts={self.n_concepts} is larger than the number of latents {n_latents}"
+            )
 
     def _select(self, codes: list[np.ndarray], model: int) -> tuple[list[int], np.ndarray]:
         """The n_concepts latents of model ``model`` (see the class docstring) and every latent's entropy."""
