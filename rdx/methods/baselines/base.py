@@ -12,12 +12,17 @@ Joint baselines (USAE, NLMCD) implement ``fit`` themselves and reuse the helpers
 
 from __future__ import annotations
 
+import copy
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from rdx.hashing import array_digest
 from rdx.methods.checks import NotApplicableError, check_positive_int
 from rdx.methods.explanation import Concept, Explanation
 from rdx.methods.grids import top_activations
@@ -83,6 +88,34 @@ class Baseline(BaseEstimator):
         check_positive_int("random_state", self.random_state, minimum=0)
 
 
+# Per-model fits of this process by content. A sweep that keeps one model fixed (a checkpoint trajectory
+# against the final model) fits that model's side once per process, not once per job. The key holds the
+# estimator's class, all its parameters and the SHA-256 of the features, and fits are seeded, so a hit
+# returns exactly what the fit would (a deep copy: callers may change what they get).
+PER_MODEL_MEMO_SIZE = 8
+_per_model_memo: OrderedDict[str, Any] = OrderedDict()
+
+
+def per_model_fit(estimator: BaseEstimator, what: str, X: np.ndarray, compute: Callable[[], Any]) -> Any:
+    """``compute()``, or the value it gave earlier in this process for the same estimator class and
+    parameters, ``what`` and features ``X`` (the last ``PER_MODEL_MEMO_SIZE`` such values are kept).
+    An estimator whose ``random_state`` is not an integer (None: unseeded) always computes."""
+    seed = getattr(estimator, "random_state", 0)
+    if not isinstance(seed, int | np.integer) or isinstance(seed, bool):  # unseeded: every fit differs
+        return compute()
+    params = sorted((name, repr(value)) for name, value in estimator.get_params(deep=False).items())
+    identity = (type(estimator).__module__, type(estimator).__qualname__, what, params, array_digest(X))
+    key = hashlib.sha256(repr(identity).encode()).hexdigest()
+    if key in _per_model_memo:
+        _per_model_memo.move_to_end(key)
+        return copy.deepcopy(_per_model_memo[key])
+    value = compute()
+    _per_model_memo[key] = copy.deepcopy(value)
+    while len(_per_model_memo) > PER_MODEL_MEMO_SIZE:
+        _per_model_memo.popitem(last=False)
+    return value
+
+
 class PerModelBaseline(Baseline):
     """Base for baselines fitted on each model separately; subclasses define ``concepts_for``.
 
@@ -90,6 +123,9 @@ class PerModelBaseline(Baseline):
     """
 
     needs_features = True  # k <= d (PCA, NMF); clustering methods set False
+    # concepts_for is a pure function of X and the parameters, so a side's fit may be reused
+    # (per_model_fit); a subclass that keeps state from it (the SAEs keep their autoencoders) sets False
+    reuse_fits = True
 
     def concepts_for(self, X: np.ndarray) -> tuple[list[Concept], dict[str, Any]]:
         """Concepts (and diagnostics) for one representation X (N, d)."""
@@ -113,6 +149,11 @@ class PerModelBaseline(Baseline):
             except NotApplicableError as error:
                 raise NotApplicableError(f"model {side}: {error}") from None
         for side, view in views.items():
-            concepts[side], info[side] = self.concepts_for(view)
+            if self.reuse_fits:
+                concepts[side], info[side] = per_model_fit(
+                    self, "concepts", view, lambda view=view: self.concepts_for(view)
+                )
+            else:
+                concepts[side], info[side] = self.concepts_for(view)
         self.explanation_ = Explanation(self.name, concepts, info=info)
         return self

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from sklearn.cluster import HDBSCAN
 
-from rdx.methods.baselines.base import Baseline, check_n_concepts
+from rdx.methods.baselines.base import Baseline, check_n_concepts, per_model_fit
 from rdx.methods.checks import check_positive_int
 from rdx.methods.embedding import umap_embedding
 from rdx.methods.explanation import Concept, Explanation
@@ -132,6 +132,13 @@ class NLMCDBaseline(Baseline):
                 f"min_cluster_size={self.min_cluster_size} is larger than the number of images N={n_samples}"
             )
 
+    def _clusters(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One model's UMAP embedding and its HDBSCAN labels."""
+        embedding = umap_embedding(
+            X, self.n_components, self.n_neighbors, self.random_state, min_dist=UMAP_MIN_DIST
+        )
+        return embedding, density_clusters(embedding, self.min_cluster_size)
+
     def fit(self, X_A: np.ndarray, X_B: np.ndarray, y: np.ndarray | None = None) -> NLMCDBaseline:
         """Cluster each model, score each cluster by how much the other model splits it, keep the top k.
 
@@ -153,10 +160,7 @@ class NLMCDBaseline(Baseline):
             "clusters (its noise points as singletons)",
         }
         for side, X in features.items():
-            embedding = umap_embedding(
-                X, self.n_components, self.n_neighbors, self.random_state, min_dist=UMAP_MIN_DIST
-            )
-            labels[side] = density_clusters(embedding, self.min_cluster_size)
+            embedding, labels[side] = per_model_fit(self, "umap+hdbscan", X, lambda X=X: self._clusters(X))
             n_clusters = len(np.unique(labels[side][labels[side] != NOISE]))
             if n_clusters == 0:
                 raise ValueError(

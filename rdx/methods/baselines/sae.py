@@ -341,6 +341,8 @@ class _PerModelAutoencoderBaseline(AutoencoderTraining, PerModelBaseline):
     :class:`FittedAutoencoder`.
     """
 
+    reuse_fits = False  # each fit appends its autoencoder to _fits
+
     def _autoencoder(self, n_features: int, generator: torch.Generator) -> SparseAutoencoder:
         raise NotImplementedError
 
