@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from rdx.record import RunResult, load_run
-from rdx.report.trajectory import step_of
+from rdx.report.trajectory import position_of
 
 HERE = Path(__file__).resolve().parent
 SIDES = ("A", "B")
@@ -60,7 +60,7 @@ def _f(value: float, digits: int = 3) -> str:
 
 def summarise(sweep: Path, swept: float | None, elapsed: float | None) -> str:
     table = pd.read_csv(sweep / "trajectory" / "trajectory.csv")
-    records = {step_of(record): record for record in (load_run(sweep / path) for path in table["path"])}
+    records = {position_of(record): record for record in (load_run(sweep / path) for path in table["path"])}
     methods = [column.split("/", 1)[1] for column in table.columns if column.startswith("mbsr_silb/")]
     lines = [
         "# MNIST 3/5/8 trajectory: measured results",
