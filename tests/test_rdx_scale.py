@@ -313,21 +313,50 @@ def test_both_paths_are_difference_graphs_behind_the_same_estimator_interface():
 
 
 def test_auto_choice_follows_n_and_the_memory_budget(monkeypatch):
-    model = RDX()
+    model = RDX(device="cpu")  # the CPU's rule (a GPU's: test_auto_choice_on_a_gpu_follows_its_free_memory)
     assert model.choose_path(1_000, 64)[0] == "exact"
     assert model.choose_path(50_000, 64)[0] == "sparse"  # above 20,000
     # a budget too small for the exact path's ~4.5 N^2 float32 + 1 GB
-    assert RDX(memory_budget_gb=1.0).choose_path(10_000, 64)[0] == "sparse"
-    assert RDX(memory_budget_gb=100.0).choose_path(10_000, 64)[0] == "exact"
+    assert RDX(device="cpu", memory_budget_gb=1.0).choose_path(10_000, 64)[0] == "sparse"
+    assert RDX(device="cpu", memory_budget_gb=100.0).choose_path(10_000, 64)[0] == "exact"
     # no budget: what the machine has available now
     monkeypatch.setattr(sparse_rdx, "available_memory_bytes", lambda: 0.5 * 1024**3)
-    path, reason = RDX().choose_path(5_000, 64)
+    path, reason = RDX(device="cpu").choose_path(5_000, 64)
     assert path == "sparse" and "does not fit" in reason
     monkeypatch.setattr(sparse_rdx, "available_memory_bytes", lambda: 64 * 1024**3)
-    assert RDX().choose_path(5_000, 64)[0] == "exact"
+    assert RDX(device="cpu").choose_path(5_000, 64)[0] == "exact"
     # overrides win
     assert RDX(path="exact", memory_budget_gb=0.1).choose_path(50_000, 64)[0] == "exact"
     assert RDX(path="sparse").choose_path(100, 64)[0] == "sparse"
+
+
+def test_auto_choice_on_a_gpu_follows_its_free_memory(monkeypatch):
+    """On a GPU the exact path stays while its ~3 N^2 float32 + 1 GB fit in 90 % of the free GPU memory
+    (no N limit: its sorts are fast there), whatever the host has; then the sparse path."""
+    free = {"bytes": 80 * 1024**3}
+    seen = []
+
+    def mem_get_info(device):
+        seen.append(torch.device(device).type)
+        return free["bytes"], 80 * 1024**3
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
+    monkeypatch.setattr(sparse_rdx, "available_memory_bytes", lambda: 0.5 * 1024**3)  # host: tiny
+    gpu = RDX(device="cuda")
+    assert gpu.choose_path(40_000, 768)[0] == "exact"  # 3 x 40,000^2 x 4 B + 1 GB = 18.9 GB
+    path, reason = gpu.choose_path(70_000, 768)
+    assert path == "exact" and "fits on cuda" in reason  # 55.8 GB <= 0.9 x 80 GB
+    path, reason = gpu.choose_path(85_000, 768)
+    assert path == "sparse" and "does not fit" in reason  # 81.7 GB
+    free["bytes"] = 10 * 1024**3  # another job holds most of the GPU
+    assert gpu.choose_path(20_000, 768)[0] == "exact"  # 5.5 GB <= 0.9 x 10 GB
+    assert gpu.choose_path(30_000, 768)[0] == "sparse"  # 11.1 GB
+    assert seen and set(seen) == {"cuda"}
+    # an explicit budget wins over the free memory; variants the sparse path lacks stay exact if they fit
+    assert RDX(device="cuda", memory_budget_gb=200.0).choose_path(85_000, 768)[0] == "exact"
+    assert RDX(device="cuda", clustering="pagerank").choose_path(20_000, 768)[0] == "exact"
+    # the CPU's rule is unchanged by a GPU being there
+    assert RDX(device="cpu", memory_budget_gb=100.0).choose_path(30_000, 768)[0] == "sparse"
 
 
 @pytest.mark.parametrize(

@@ -762,11 +762,14 @@ class RDX(BaseEstimator):
             embedding runs on the host), and the sparse path's neighbour search and eigensolver products.
         random_state: seeds spectral clustering, random grids, the alignment split and the probes.
         path: "exact" (dense N x N), "sparse" (top-K neighbour graphs, ``rdx.methods.sparse_rdx``) or
-            "auto": exact when N <= 20,000 and its estimated peak memory fits ``memory_budget_gb``,
-            else sparse; variants the sparse path lacks (other similarities, the standard difference, greedy
+            "auto": on the CPU exact when N <= 20,000 and its estimated peak memory fits
+            ``memory_budget_gb``, on a GPU exact while its estimated peak fits ``memory_budget_gb`` or
+            else 90 % of the GPU's free memory (N ~ 75,000 on an empty 80 GB GPU), else sparse;
+            variants the sparse path lacks (other similarities, the standard difference, greedy
             clusterings, guidance, reference_compat) stay exact, or fail when exact cannot fit.
         n_neighbors: sparse path: K, neighbours per image in each model's graph.
-        memory_budget_gb: memory the auto choice may plan for; None: what the machine has available now.
+        memory_budget_gb: memory the auto choice may plan for; None: what the machine has available now
+            (on a GPU: 90 % of its free memory).
         rank_estimate: sparse path: "sampled" (estimate ranks beyond a model's top-K from a sample of
             each row's distances) or "exact" (count them over the row; O(N log K) more per row).
         rank_sample_size: sparse path: sampled columns per row for the rank estimate and the far field
@@ -901,24 +904,34 @@ class RDX(BaseEstimator):
                     "aligned; use path='exact' (or 'auto') for this variant"
                 )
             return "sparse", "path='sparse' was asked for"
-        budget = (
-            self.memory_budget_gb * GIB
-            if self.memory_budget_gb is not None
-            else sparse_rdx.available_memory_bytes()
-        )
-        exact_bytes = sparse_rdx.exact_path_peak_bytes(n, self.dtype)
+        device = resolve_device(self.device)
+        on_cpu = device.type == "cpu"
+        if self.memory_budget_gb is not None:
+            budget = self.memory_budget_gb * GIB
+        else:
+            budget = sparse_rdx.available_memory_bytes() if on_cpu else sparse_rdx.device_memory_bytes(device)
+        exact_bytes = sparse_rdx.exact_path_peak_bytes(n, self.dtype, device.type)
         fits = exact_bytes <= budget
         # the reason is part of the explanation's info, so it names no live measurement (fits stay
         # reproducible); the log has the numbers
-        budget_name = "memory_budget_gb" if self.memory_budget_gb is not None else "the memory available"
+        if self.memory_budget_gb is not None:
+            budget_name = "memory_budget_gb"
+        else:
+            budget_name = "the memory available" if on_cpu else f"the free memory of {device.type}"
         sizes = f"exact path's estimated peak {exact_bytes / GIB:.1f} GB vs {budget_name}"
         log.info(
-            "RDX path choice: exact path's estimated peak %.1f GB, budget %.1f GB",
+            "RDX path choice on %s: exact path's estimated peak %.1f GB, budget %.1f GB",
+            device,
             exact_bytes / GIB,
             budget / GIB,
         )
-        if fits and n <= sparse_rdx.AUTO_EXACT_MAX_N:
-            return "exact", f"N={n} <= {sparse_rdx.AUTO_EXACT_MAX_N} and it fits ({sizes})"
+        # on a GPU the exact path stays fast as long as it fits; on the CPU its sorts grow slow past
+        # AUTO_EXACT_MAX_N
+        small = not on_cpu or n <= sparse_rdx.AUTO_EXACT_MAX_N
+        if fits and small:
+            if on_cpu:
+                return "exact", f"N={n} <= {sparse_rdx.AUTO_EXACT_MAX_N} and it fits ({sizes})"
+            return "exact", f"N={n} and it fits on {device.type} ({sizes})"
         if unsupported:
             if fits:
                 needs = f"{', '.join(unsupported)} needs the exact path"

@@ -920,16 +920,30 @@ class SparseGraph:
 # choosing the path
 # ------------------------------------------------------------------------------------------------
 
-AUTO_EXACT_MAX_N = 20000  # above this the exact path is slow (O(N^2 log N) sorts) even where it fits
+AUTO_EXACT_MAX_N = (
+    20000  # on the CPU, above this the exact path is slow (O(N^2 log N) sorts) even where it fits
+)
 EXACT_MATRICES = 4.5  # peak of the exact path in N x N matrices of 4 bytes (measured 3.0-4.0 at N = 20,000)
+# On a GPU the exact path holds the difference and one direction's graph (N x N each) and row blocks of
+# at most DEFAULT_BLOCK_BYTES beside them; the third matrix is headroom (allocator, the grids' blocks).
+DEVICE_EXACT_MATRICES = 3.0
+DEVICE_MEMORY_FRACTION = 0.9  # of the free GPU memory the auto choice plans to use
 EXACT_OVERHEAD_BYTES = 1.0 * 1024**3  # imports, features, the eigensolver's vectors
 
 
-def exact_path_peak_bytes(n: int, dtype: str = "float32") -> float:
-    """Estimated peak memory of the exact path on N images (bytes): about ``EXACT_MATRICES`` N x N
-    matrices of ``dtype`` (rank matrices are int32 whatever the dtype) plus a fixed overhead."""
+def exact_path_peak_bytes(n: int, dtype: str = "float32", device_type: str = "cpu") -> float:
+    """Estimated peak memory of the exact path on N images (bytes), in host memory on the CPU
+    (``EXACT_MATRICES`` N x N matrices) or in the GPU's memory (``DEVICE_EXACT_MATRICES``), of ``dtype``
+    (rank matrices are int32 whatever the dtype), plus a fixed overhead."""
     item = np.dtype(dtype).itemsize
-    return EXACT_MATRICES * n * n * max(item, 4) + EXACT_OVERHEAD_BYTES
+    matrices = EXACT_MATRICES if device_type == "cpu" else DEVICE_EXACT_MATRICES
+    return matrices * n * n * max(item, 4) + EXACT_OVERHEAD_BYTES
+
+
+def device_memory_bytes(device: torch.device) -> float:
+    """Memory the auto choice may plan for on a GPU: ``DEVICE_MEMORY_FRACTION`` of its free memory now."""
+    free, _ = torch.cuda.mem_get_info(device)
+    return DEVICE_MEMORY_FRACTION * float(free)
 
 
 def available_memory_bytes() -> float:
