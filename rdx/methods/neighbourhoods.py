@@ -57,8 +57,11 @@ def centred_features(
 
 
 def _squared_distance_block(features: torch.Tensor, squared_norms: torch.Tensor, rows: slice) -> torch.Tensor:
-    """Squared distances of the points in ``rows`` to all points, (rows, N), clamped at 0."""
-    block = squared_norms[rows, None] + squared_norms[None, :] - 2.0 * (features[rows] @ features.T)
+    """Squared distances of the points in ``rows`` to all points, (rows, N), clamped at 0: the rounded
+    (|x_i|^2 + |x_j|^2) - 2 x_i . x_j, worked in the product's memory (-2 x.y is exact, and adding it is
+    subtracting 2 x.y)."""
+    block = (features[rows] @ features.T).mul_(-2.0)
+    block.add_(squared_norms[rows, None] + squared_norms[None, :])
     block.clamp_(min=0.0)
     local = torch.arange(block.shape[0], device=block.device)
     block[local, local + rows.start] = 0.0
