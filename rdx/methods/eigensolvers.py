@@ -94,15 +94,22 @@ def _thread_pools() -> ThreadpoolController:
 
 @contextlib.contextmanager
 def single_thread() -> Iterator[None]:
-    """Run the host's BLAS and OpenMP pools on one thread inside the block.
+    """Run torch's CPU operations and the host's BLAS and OpenMP pools on one thread inside the block.
 
-    For small host work (the projected eigenproblem, k-means on an (N, k) embedding): their thread
-    pools spin and wait on each other when the cores are shared, measured at 0.9 s for one 300 x 300
-    eigh and 0.5-2.5 s for one k-means on a busy 2-core machine, against milliseconds and 0.05 s on one
-    thread. One thread also makes the k-means sums independent of the machine's thread count.
+    For many small operations on the host (the projected eigenproblem and the Krylov basis, k-means on
+    an (N, k) embedding, the grids' small blocks): each multi-threaded operation ends at a barrier where
+    the threads spin and wait for each other, which costs next to nothing on idle cores and a time slice
+    per operation where the cores are shared. Measured on a busy 2-core machine: one 300 x 300 eigh
+    0.9 s, one k-means 0.5-2.5 s, the grids of a fit 1.6 s, against milliseconds, 0.05 s and 0.2 s on
+    one thread. One thread also makes the k-means sums independent of the machine's thread count.
     """
-    with _thread_pools().limit(limits=1):
-        yield
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with _thread_pools().limit(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _symmetric_eigh(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,7 +117,7 @@ def _symmetric_eigh(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     a few hundred rows, where torch's CPU eigh was measured at ~1.5 s per call on a busy 2-core machine
     against milliseconds for numpy's LAPACK on one thread, and a GPU gains nothing at this size."""
     host = matrix.cpu().numpy()
-    with single_thread():
+    with single_thread():  # a no-op where the caller is already on one thread
         values, vectors = np.linalg.eigh((host + host.T) / 2)
     return torch.from_numpy(values).to(matrix.device), torch.from_numpy(vectors).to(matrix.device)
 
@@ -164,24 +171,26 @@ def leading_eigenvectors(
     basis[:, :b] = _orthonormal(start, None, generator)
     m, n_products, restarts = 0, 0, 0  # columns of V whose products are known
     while True:
-        width = b
-        newest = basis[:, m : m + width]
-        product = matmat(newest)
+        newest = basis[:, m : m + b]
+        product = matmat(newest)  # the one large operation of a step: the rest runs on one host thread
         n_products += 1
-        products[:, m : m + width] = product
-        coupling = basis[:, : m + width].T @ product  # V^T A V_new: the projection's new columns
-        projection[: m + width, m : m + width] = coupling
-        projection[m : m + width, :m] = coupling[:m].T
-        m += width
-        theta, ritz = _symmetric_eigh(projection[:m, :m])
-        wanted = ritz[:, -k:]
-        vectors = basis[:, :m] @ wanted
-        residuals = (products[:, :m] @ wanted - vectors * theta[-k:]).norm(dim=0)
-        scale = float(theta.abs().max())
-        residual = float(residuals.max())
-        if residual <= tol * scale:
-            return EigenResult(theta[-k:], vectors, n_products, b, residual, True)
-        if m + b > capacity:
+        with single_thread():
+            products[:, m : m + b] = product
+            coupling = basis[:, : m + b].T @ product  # V^T A V_new: the projection's new columns
+            projection[: m + b, m : m + b] = coupling
+            projection[m : m + b, :m] = coupling[:m].T
+            m += b
+            theta, ritz = _symmetric_eigh(projection[:m, :m])
+            wanted = ritz[:, -k:]
+            vectors = basis[:, :m] @ wanted
+            residuals = (products[:, :m] @ wanted - vectors * theta[-k:]).norm(dim=0)
+            scale = float(theta.abs().max())
+            residual = float(residuals.max())
+            if residual <= tol * scale:
+                return EigenResult(theta[-k:], vectors, n_products, b, residual, True)
+            if m + b <= capacity:
+                basis[:, m : m + b] = _orthonormal(product, basis[:, :m], generator)
+                continue
             if restarts == max_restarts:
                 log.warning(
                     "block Lanczos: not converged after %d restarts (residual %.2e > %.2e); using the "
@@ -200,8 +209,6 @@ def leading_eigenvectors(
             projection[:b, :b] = torch.diag(theta[-b:])
             m = b
             basis[:, m : m + b] = _orthonormal(kept_products, basis[:, :m], generator)
-            continue
-        basis[:, m : m + b] = _orthonormal(product, basis[:, :m], generator)
 
 
 def start_block(n: int, width: int, first: np.ndarray, seed: int) -> np.ndarray:

@@ -56,12 +56,18 @@ def centred_features(
     return features, (features * features).sum(dim=1)
 
 
-def _squared_distance_block(features: torch.Tensor, squared_norms: torch.Tensor, rows: slice) -> torch.Tensor:
+def _squared_distance_block(
+    features: torch.Tensor,
+    squared_norms: torch.Tensor,
+    rows: slice,
+    out: torch.Tensor | None = None,
+    scratch: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Squared distances of the points in ``rows`` to all points, (rows, N), clamped at 0: the rounded
     (|x_i|^2 + |x_j|^2) - 2 x_i . x_j, worked in the product's memory (-2 x.y is exact, and adding it is
-    subtracting 2 x.y)."""
-    block = (features[rows] @ features.T).mul_(-2.0)
-    block.add_(squared_norms[rows, None] + squared_norms[None, :])
+    subtracting 2 x.y); ``out`` and ``scratch`` (rows, N) are used instead of new memory when given."""
+    block = torch.matmul(features[rows], features.T, out=out).mul_(-2.0)
+    block.add_(torch.add(squared_norms[rows, None], squared_norms[None, :], out=scratch))
     block.clamp_(min=0.0)
     local = torch.arange(block.shape[0], device=block.device)
     block[local, local + rows.start] = 0.0
@@ -291,6 +297,7 @@ class NeighbourRanker:
         self.features, self.squared_norms = centred_features(X, torch_dtype(dtype), device)
         n = self.features.shape[0]
         self.positions = torch.arange(n, device=device, dtype=torch.int32)
+        self._work: dict[str, torch.Tensor] | None = None
         self.lists: NeighbourLists | None = None
         keep = min(keep, n - 1)
         if keep > 0:
@@ -302,13 +309,24 @@ class NeighbourRanker:
             )
 
     def __call__(self, rows: slice, out: torch.Tensor | None = None) -> torch.Tensor:
-        keys = _squared_distance_block(self.features, self.squared_norms, rows)
-        nearest = None if self.lists is None else (self.lists.indices[rows], self.lists.keys[rows])
-        order = _order_of_rows(keys, rows, nearest)
-        block_ranks = (
-            out if out is not None else torch.empty(keys.shape, dtype=torch.int32, device=keys.device)
+        """R[rows] (b, N) int32, in ``out`` when given. The block's keys and sort keys live in memory
+        the ranker reuses from block to block (fresh block-sized memory costs page faults every time);
+        pass ``out`` to do the same for the ranks."""
+        b, n = rows.stop - rows.start, self.features.shape[0]
+        if self._work is None or self._work["keys"].shape[0] < b:
+            self._work = {
+                "keys": torch.empty((b, n), dtype=self.features.dtype, device=self.features.device),
+                "scratch": torch.empty((b, n), dtype=self.features.dtype, device=self.features.device),
+                "packed": torch.empty((b, n), dtype=torch.int64, device=self.features.device),
+            }
+        work = {name: buffer[:b] for name, buffer in self._work.items()}
+        keys = _squared_distance_block(
+            self.features, self.squared_norms, rows, out=work["keys"], scratch=work["scratch"]
         )
-        block_ranks.scatter_(1, order, self.positions.expand(keys.shape[0], -1))
+        nearest = None if self.lists is None else (self.lists.indices[rows], self.lists.keys[rows])
+        order = _order_of_rows(keys, rows, nearest, out=work["packed"])
+        block_ranks = out if out is not None else torch.empty((b, n), dtype=torch.int32, device=keys.device)
+        block_ranks.scatter_(1, order, self.positions.expand(b, -1))
         return block_ranks
 
 
@@ -356,11 +374,15 @@ def _ranks_of_block(
 
 
 def _order_of_rows(
-    keys: torch.Tensor, rows: slice, nearest: tuple[torch.Tensor, torch.Tensor] | None = None
+    keys: torch.Tensor,
+    rows: slice,
+    nearest: tuple[torch.Tensor, torch.Tensor] | None = None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Each row's columns in ascending key order, the row's own point first, ties by index: (b, N)
     int64, what a stable argsort gives. ``keys`` (b, N) are non-negative and used up. With ``nearest``
-    = (indices (b, L), keys (b, L)), each row's L nearest other columns and their keys are written there.
+    = (indices (b, L), keys (b, L)), each row's L nearest other columns and their keys are written there;
+    ``out`` (b, N) int64 is used instead of new memory for float32 keys.
 
     Non-negative IEEE floats order like their bit patterns read as integers. A float32 key and its
     column fit together in one int64, ((key bits + 1) << c) | column with c = bits of N - 1, with the
@@ -385,7 +407,10 @@ def _order_of_rows(
     shift = max(1, (n - 1).bit_length())
     if shift > 32:
         raise ValueError(f"N = {n} is too large for packed sort keys (at most 2^32 images)")
-    packed = keys.view(torch.int32).to(torch.int64)
+    if out is None:
+        packed = keys.view(torch.int32).to(torch.int64)
+    else:
+        packed = out.copy_(keys.view(torch.int32))
     packed.mul_(1 << shift).add_(torch.arange(1 << shift, (1 << shift) + n, device=keys.device))
     packed[local, own] = own
     sort_rows_in_place(packed)

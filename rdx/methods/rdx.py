@@ -86,9 +86,6 @@ GUIDANCE = (None, "labels", "probe")
 PATHS = ("auto", "exact", "sparse")
 GIB = 1024**3
 MAX_EXPONENT = 80.0  # largest |beta * D| accepted: e^80 ~ 5.5e34 still fits float32
-# Row blocks of the exact path's difference on the CPU: every temporary of a block stays small enough for
-# the allocator to reuse its memory (larger ones are mapped afresh and page-faulted block after block).
-CPU_BLOCK_BYTES = 64 * 1024**2
 
 
 # ------------------------------------------------------------------------------------------------
@@ -172,19 +169,30 @@ def _blockwise(
     return out
 
 
-def locally_biased_rows(a: torch.Tensor, b: torch.Tensor, gamma: float, dtype: torch.dtype) -> torch.Tensor:
+def locally_biased_rows(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    gamma: float,
+    dtype: torch.dtype,
+    out: torch.Tensor | None = None,
+    scratch: torch.Tensor | None = None,
+) -> torch.Tensor:
     """tanh(gamma * (b - a) / (min(a, b) + 1)) of two blocks of dissimilarities (any numeric dtype, on
-    any device), in ``dtype``: both are converted to ``dtype`` first, then one new tensor is worked in
-    place."""
-    a, b = a.to(dtype), b.to(dtype)
-    difference = torch.sub(b, a)
-    lower = torch.minimum(a, b).add_(1.0)
+    any device), in ``dtype``, with both converted to ``dtype`` first; worked in ``out`` and ``scratch``
+    (same shape, ``dtype``) when given."""
+    lower = torch.empty(a.shape, dtype=dtype, device=a.device) if scratch is None else scratch
+    lower.copy_(a)
+    difference = (torch.empty_like(lower) if out is None else out).copy_(b).sub_(lower)
+    torch.minimum(lower, b, out=lower).add_(1.0)
     return difference.mul_(gamma).div_(lower).tanh_()
 
 
-def standard_rows(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """b - a of two blocks of dissimilarities, in ``dtype`` (both converted first)."""
-    return torch.sub(b.to(dtype), a.to(dtype))
+def standard_rows(
+    a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """b - a of two blocks of dissimilarities, in ``dtype`` (both converted first); in ``out`` if given."""
+    out = torch.empty(a.shape, dtype=dtype, device=a.device) if out is None else out
+    return out.copy_(b).sub_(a.to(dtype))
 
 
 def locally_biased_difference(
@@ -293,7 +301,7 @@ def symmetric_affinity(difference: torch.Tensor, exponent: float, tile: int | No
     return graph
 
 
-def _row_chunks(matrix: torch.Tensor, elements: int = 1 << 21) -> Iterator[torch.Tensor]:
+def _row_chunks(matrix: torch.Tensor, elements: int = 1 << 22) -> Iterator[torch.Tensor]:
     """Consecutive row blocks of about ``elements`` entries: what a reduction over a large matrix works
     through, so its temporaries stay small (fresh memory of N x N size costs page faults every time)."""
     rows = max(1, elements // max(1, matrix.shape[1]))
@@ -349,7 +357,11 @@ def graph_spectral_labels(graph: torch.Tensor, n_clusters: int, random_state: in
     scale = degree.rsqrt()[:, None]
 
     def normalised_product(vectors: torch.Tensor) -> torch.Tensor:
-        return scale * (graph @ (scale * vectors).to(graph.dtype)).to(torch.float64)
+        with single_thread():  # (N, b) operations: see single_thread; the product below uses every core
+            scaled = (scale * vectors).to(graph.dtype)
+        product = graph @ scaled
+        with single_thread():
+            return scale * product.to(torch.float64)
 
     generator = np.random.RandomState(random_state)
     first = generator.uniform(-1, 1, n)
@@ -519,6 +531,7 @@ class ExactAffinity:
     grids always scored); the within-cluster mean is summed on the device in float64, and the
     members' nearest neighbours for the grids on the device from the explained model's features,
     screened by the nearest neighbours the rank pass kept (``NeighbourLists``) where there are any.
+    These are many small operations: on the CPU they run on one thread (``eigensolvers.single_thread``).
     """
 
     def __init__(
@@ -541,20 +554,23 @@ class ExactAffinity:
         return np.exp(self.exponent * values.cpu().numpy().astype(np.float64))
 
     def __call__(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        block = self.difference.index_select(0, self._index(rows)).index_select(1, self._index(cols))
-        return self._exp(block)
+        with single_thread():
+            block = self.difference.index_select(0, self._index(rows)).index_select(1, self._index(cols))
+            return self._exp(block)
 
     def pair_values(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         rows, cols = np.broadcast_arrays(np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))
-        return self._exp(self.difference[self._index(rows), self._index(cols)])
+        with single_thread():
+            return self._exp(self.difference[self._index(rows), self._index(cols)])
 
     def within_mean(self, members: np.ndarray) -> float:
         index = self._index(members)
-        rows = self.difference.index_select(0, index)
-        total = sum(
-            float(torch.mul(block.index_select(1, index).to(torch.float64), self.exponent).exp_().sum())
-            for block in _row_chunks(rows)
-        )
+        with single_thread():
+            rows = self.difference.index_select(0, index)
+            total = sum(
+                float(torch.mul(block.index_select(1, index).to(torch.float64), self.exponent).exp_().sum())
+                for block in _row_chunks(rows)
+            )
         return total / (len(index) * len(index))
 
     def within_row_means(self, members: np.ndarray) -> np.ndarray:
@@ -568,7 +584,8 @@ class ExactAffinity:
             return None
         members = np.asarray(members, dtype=np.int64)
         if self.neighbour_lists is not None:
-            return self.neighbour_lists.nearest_members(self.features, members, size)
+            with single_thread():
+                return self.neighbour_lists.nearest_members(self.features, members, size)
         return members[nearest_members(self.features[members], size, device=self.device)]
 
 
@@ -601,7 +618,7 @@ class ExactGraph:
     device: str
     random_state: int
     features: dict[str, np.ndarray] | None = field(default=None, repr=False)
-    block_bytes: int | None = None
+    block_bytes: int = DEFAULT_BLOCK_BYTES
     differences: dict[str, tuple[torch.Tensor, float]] = field(default_factory=dict, init=False, repr=False)
     largest: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     neighbour_lists: dict[str, NeighbourLists] = field(default_factory=dict, init=False, repr=False)
@@ -614,13 +631,16 @@ class ExactGraph:
         similarity_rows = self._similarity_rows(X_A, X_B, device)
         difference = torch.empty((n, n), dtype=precision, device=device)
         row_bytes = 2 * ROW_BYTES_PER_ENTRY + 3 * difference.element_size()
-        block_bytes = self.block_bytes or (CPU_BLOCK_BYTES if device.type == "cpu" else DEFAULT_BLOCK_BYTES)
-        for rows in row_blocks(n, n, row_bytes, block_bytes):
+        scratch = None
+        for rows in row_blocks(n, n, row_bytes, self.block_bytes):
             S_A, S_B = similarity_rows(rows)
             if self.difference == "locally_biased":
-                difference[rows] = locally_biased_rows(S_A, S_B, self.gamma, precision)
+                if scratch is None:
+                    scratch = torch.empty(S_A.shape, dtype=precision, device=device)
+                lower = scratch[: S_A.shape[0]]
+                locally_biased_rows(S_A, S_B, self.gamma, precision, out=difference[rows], scratch=lower)
             else:
-                difference[rows] = standard_rows(S_A, S_B, precision)
+                standard_rows(S_A, S_B, precision, out=difference[rows])
         lowest, highest = torch.aminmax(difference)
         largest = max(-float(lowest), float(highest))
         if self.difference == "standard" and self.normalize_difference and largest > 0:
@@ -636,14 +656,23 @@ class ExactGraph:
         """rows -> (S_A[rows], S_B[rows]) on ``device``. Unguided neighbour ranks are made per block from
         the features; other similarities and guidance from the full (N, N) matrices on the host."""
         if self.similarity == "neighborhood" and self.guide_labels is None:
-            rankers = {}
+            rankers, buffers = {}, {}
             for side, X in (("A", X_A), ("B", X_B)):
                 # the grids of a side are drawn in its own features: keep their nearest neighbours
                 explained = self.features is not None and self.features[side] is X
                 rankers[side] = NeighbourRanker(X, self.dtype, device, keep=NEAREST_KEPT if explained else 0)
                 if explained:
                     self.neighbour_lists[side] = rankers[side].lists
-            return lambda rows: (rankers["A"](rows), rankers["B"](rows))
+
+            def rank_rows(rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
+                # each block's ranks in memory reused from block to block (see NeighbourRanker)
+                size = rows.stop - rows.start
+                for side in ("A", "B"):
+                    if side not in buffers or buffers[side].shape[0] < size:
+                        buffers[side] = torch.empty((size, X_A.shape[0]), dtype=torch.int32, device=device)
+                return tuple(rankers[side](rows, out=buffers[side][:size]) for side in ("A", "B"))
+
+            return rank_rows
         S_A, S_B = similarity_matrices(
             X_A,
             X_B,
