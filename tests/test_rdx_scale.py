@@ -202,6 +202,33 @@ def test_torch_backend_of_the_operator_equals_numpy(n_cells):
         sparse_rdx.BackgroundOperator(affinity, device="cpu", backend="jax")
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_tensor_products_of_the_operator_equal_its_numpy_products(backend):
+    affinity, _ = random_sparse_affinity(n_cells=3, seed=5)
+    operator = sparse_rdx.BackgroundOperator(affinity, device="cpu", backend=backend)
+    x = np.random.default_rng(6).normal(size=(affinity.n, 5))
+    product = operator.tensor_matmat(torch.as_tensor(x))
+    assert isinstance(product, torch.Tensor) and product.dtype == torch.float64
+    np.testing.assert_allclose(product.numpy(), operator.matmat(x), rtol=1e-12)
+
+
+def test_sparse_block_lanczos_gives_the_labels_of_arpack():
+    X_A, X_B, _ = planted(seed=3, per_cluster=150)
+    fits = {
+        solver: RDX(
+            n_concepts=3, gamma=0.05, device="cpu", path="sparse", n_neighbors=30, eigensolver=solver
+        ).fit(X_A, X_B)
+        for solver in ("lanczos", "block_lanczos")
+    }
+    for direction in ("10", "01"):
+        np.testing.assert_array_equal(
+            fits["block_lanczos"].labels_[direction], fits["lanczos"].labels_[direction]
+        )
+        records = [fit.explanation_.info["sparse"]["spectral"][direction] for fit in fits.values()]
+        np.testing.assert_allclose(records[1]["eigenvalues"], records[0]["eigenvalues"], atol=1e-8)
+        assert records[1]["eigensolver"] == "block_lanczos" and records[1]["residual"] < 1e-6
+
+
 def test_sorted_rows_and_positions_agree_between_numpy_and_torch():
     values = torch.as_tensor(np.random.default_rng(4).normal(size=(7, 50)).astype(np.float32))
     for use_numpy in (True, False):

@@ -804,7 +804,8 @@ class RDX(BaseEstimator):
             each row's distances) or "exact" (count them over the row; O(N log K) more per row).
         rank_sample_size: sparse path: sampled columns per row for the rank estimate and the far field
             (every column when N is at most this); fewer is faster and coarser.
-        eigensolver: sparse path: "lanczos" (ARPACK on the implicit operator) or "lobpcg".
+        eigensolver: sparse path: "lanczos" (ARPACK on the implicit operator), "lobpcg" or
+            "block_lanczos" (the torch solver of the exact path, on the device with the operator).
         background_cells: sparse path: cells of the far-field model (a pair outside the neighbour graphs
             gets its row's mean affinity to the other image's cell, estimated from sampled pairs); None:
             by N (``sparse_rdx.default_cells``: N / 4, at most 1,024); 1: one background value per row.
