@@ -134,8 +134,8 @@ def leading_eigenvectors(
     """The k largest (algebraic) eigenpairs of a symmetric operator, by block Lanczos.
 
     The Krylov basis [V_0, A V_0, A^2 V_0, ...] is built block by block with full reorthogonalisation
-    (classical Gram-Schmidt twice); after each block product the Rayleigh-Ritz pairs of the basis are
-    checked and the k largest returned once every residual ||A y - theta y|| is at most
+    (classical Gram-Schmidt twice); after every second block product the Rayleigh-Ritz pairs of the basis
+    are checked and the k largest returned once every residual ||A y - theta y|| is at most
     ``tol * max |theta|`` (for a normalised adjacency max |theta| = 1). When the basis reaches
     ``basis_blocks`` blocks it restarts from the current best ``b`` Ritz vectors (thick restart; their
     products are kept, no product is repeated). Small problems (n <= 4 b) are solved densely.
@@ -180,6 +180,11 @@ def leading_eigenvectors(
             projection[: m + b, m : m + b] = coupling
             projection[m : m + b, :m] = coupling[:m].T
             m += b
+            if m + b <= capacity and n_products % 2 == 1:
+                # the Rayleigh-Ritz check costs about as much as a product: every other step (one
+                # product more at worst), and always before a restart, which needs its Ritz vectors
+                basis[:, m : m + b] = _orthonormal(product, basis[:, :m], generator)
+                continue
             theta, ritz = _symmetric_eigh(projection[:m, :m])
             wanted = ritz[:, -k:]
             vectors = basis[:, :m] @ wanted
