@@ -16,6 +16,13 @@ Usage (from the repository root)::
 
     .venv/bin/python scripts/bench_rdx.py                       # the full default benchmark
     .venv/bin/python scripts/bench_rdx.py --sizes 1000 2000 --dims 64 --out /tmp/bench.json
+    .venv/bin/python scripts/bench_rdx.py --sizes 5000 --dims 768 --floor --repeats 5   # fit vs its floor
+
+With ``--floor`` the worker of (a) also times the floor of the exact method on the same data, in the same
+process, alternating with the fits: both models' distance products (the blocked matrix multiplies of
+the fit) and the sorts of their rows (the packed-key sort the fit's ranks use, on already packed keys),
+nothing else. ``--repeats`` repeats (a)'s fit (and floor) in its process; times are medians, with the
+process CPU time beside the wall time (a shared machine inflates wall times).
 
 Importable by path (``importlib``): ``plain_rdx`` and ``make_pair`` are what the tests use.
 """
@@ -226,6 +233,59 @@ def project_grids(model: Any) -> dict[str, list[np.ndarray]]:
     return grids
 
 
+def distance_floor(
+    X_A: np.ndarray, X_B: np.ndarray, dtype: str = "float32", device: str = "auto"
+) -> dict[str, float]:
+    """Seconds of the work no exact RDX can skip, timed alone: both models' distance products and the
+    sorts of every row (the fit's own primitives, block by block as the fit runs them).
+
+    Products: the float32 matrix multiply of each row block with all features (as the fit's ranks do,
+    without the norms added). Sorts: each row of packed (distance bits, column) keys sorted, the sort
+    the fit's ranks use, timed on keys already packed. Returns {"products_s", "sorts_s", "floor_s",
+    "cpu_s"} (the floor's process CPU time).
+    """
+    import torch
+
+    from rdx.methods.neighbourhoods import (
+        DEFAULT_BLOCK_BYTES,
+        ROW_BYTES_PER_ENTRY,
+        centred_features,
+        resolve_device,
+        row_blocks,
+        sort_rows_in_place,
+        torch_dtype,
+    )
+
+    device = resolve_device(device)
+    synchronise = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    products = sorts = 0.0
+    cpu_started = time.process_time()
+    n = X_A.shape[0]
+    shift = max(1, (n - 1).bit_length())
+    for X in (X_A, X_B):
+        features, _ = centred_features(X, torch_dtype(dtype), device)
+        for rows in row_blocks(n, n, 2 * ROW_BYTES_PER_ENTRY + 12, DEFAULT_BLOCK_BYTES):
+            synchronise()
+            started = time.perf_counter()
+            keys = features[rows] @ features.T
+            synchronise()
+            products += time.perf_counter() - started
+            keys.clamp_(min=0.0)
+            packed = keys.view(torch.int32).to(torch.int64).mul_(1 << shift)
+            packed.add_(torch.arange(n, device=device))
+            synchronise()
+            started = time.perf_counter()
+            sort_rows_in_place(packed)
+            synchronise()
+            sorts += time.perf_counter() - started
+    return {
+        "products_s": products,
+        "sorts_s": sorts,
+        "floor_s": products + sorts,
+        "cpu_s": time.process_time() - cpu_started,
+    }
+
+
 # ----------------------------------------------------------------------------------------------------
 # Worker: one (N, d, implementation) in this process
 
@@ -271,17 +331,30 @@ def run_worker(args: argparse.Namespace) -> None:
     else:
         plain_reference()  # imports before the baseline, like (a)'s
 
-    X_A, X_B = make_pair(args.n, args.d, args.seed)
+    X_A, X_B = make_pair(args.n, args.d, args.seed, n_clusters=args.clusters)
     gc.collect()
     result["baseline_rss_kb"] = current_rss_kb()
     result["baseline_peak_rss_kb"] = peak_rss_kb()
 
     if args.worker == "a":
-        start = time.perf_counter()
-        model = project.RDX(
-            n_concepts=args.n_concepts, gamma=args.gamma, beta=args.beta, random_state=args.seed
-        ).fit(X_A, X_B)
-        result["time_s"] = time.perf_counter() - start
+        fits, floors = [], []
+        for _ in range(args.repeats):
+            if args.floor:
+                floors.append(distance_floor(X_A, X_B))
+            fit_started, cpu_started = time.perf_counter(), time.process_time()
+            model = project.RDX(
+                n_concepts=args.n_concepts, gamma=args.gamma, beta=args.beta, random_state=args.seed
+            ).fit(X_A, X_B)
+            fits.append(
+                {"wall_s": time.perf_counter() - fit_started, "cpu_s": time.process_time() - cpu_started}
+            )
+        result["time_s"] = float(np.median([fit["wall_s"] for fit in fits]))
+        result["cpu_s"] = float(np.median([fit["cpu_s"] for fit in fits]))
+        result["fits"] = fits
+        result["stage_times_s"] = dict(model.timings_)
+        if floors:
+            result["floor"] = {key: float(np.median([floor[key] for floor in floors])) for key in floors[0]}
+            result["floors"] = floors
         labels = dict(model.labels_)
         grids = project_grids(model) if labels else {}
     else:
@@ -391,9 +464,13 @@ def run_one(impl: str, n: int, d: int, args: argparse.Namespace, workdir: Path) 
         repr(args.beta),
         "--seed",
         str(args.seed),
+        "--clusters",
+        str(args.clusters),
+        "--repeats",
+        str(args.repeats),
         "--workdir",
         str(workdir),
-    ]
+    ] + (["--floor"] if args.floor else [])
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     result = run_worker_process(
         cmd, {"impl": impl, "n": n, "d": d}, workdir / f"result_{impl}.json", args.timeout
@@ -514,11 +591,63 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+FLOOR_COLUMNS = [
+    "N",
+    "d",
+    "fit a (s)",
+    "fit a CPU (s)",
+    "floor (s)",
+    "products (s)",
+    "sorts (s)",
+    "floor CPU (s)",
+    "fit / floor",
+    "time b (s)",
+    "b / a",
+]
+
+
+def floor_row(row: dict[str, Any]) -> list[str] | None:
+    """(a)'s fit next to its floor (medians over the repeats), and (b)'s time; None without a floor."""
+    a, b = row["a"], row["b"]
+    if cell_status(a) is not None or "floor" not in a:
+        return None
+    floor = a["floor"]
+    b_time = cell_status(b) or f"{b['time_s']:.2f}"
+    speed_up = f"{b['time_s'] / a['time_s']:.1f}×" if cell_status(b) is None else DASH
+    return [
+        str(row["n"]),
+        str(row["d"]),
+        f"{a['time_s']:.2f}",
+        f"{a['cpu_s']:.2f}",
+        f"{floor['floor_s']:.2f}",
+        f"{floor['products_s']:.2f}",
+        f"{floor['sorts_s']:.2f}",
+        f"{floor['cpu_s']:.2f}",
+        f"{a['time_s'] / floor['floor_s']:.1f}×",
+        b_time,
+        speed_up,
+    ]
+
+
+def floor_table(rows: list[dict[str, Any]]) -> str:
+    body = [cells for cells in (floor_row(row) for row in rows) if cells is not None]
+    if not body:
+        return ""
+    lines = ["| " + " | ".join(FLOOR_COLUMNS) + " |", "|" + "|".join("---" for _ in FLOOR_COLUMNS) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in body])
+
+
 def progress_line(index: int, total: int, run: dict[str, Any]) -> str:
     head = f"[{index}/{total}] N={run['n']} d={run['d']} impl={run['impl']}:"
     if run["status"] == "ok":
+        floor = run.get("floor")
+        extra = ""
+        if floor:
+            parts = f"products {floor['products_s']:.2f}, sorts {floor['sorts_s']:.2f}"
+            extra = f", floor {floor['floor_s']:.2f} s ({parts})"
+        cpu = f" (CPU {run['cpu_s']:.2f} s)" if "cpu_s" in run else ""
         return (
-            f"{head} fit {run['time_s']:.2f} s, peak {run['peak_rss_kb'] / KB_PER_GB:.2f} GB "
+            f"{head} fit {run['time_s']:.2f} s{cpu}{extra}, peak {run['peak_rss_kb'] / KB_PER_GB:.2f} GB "
             f"(alg. {run['alg_memory_kb'] / KB_PER_GB:.2f} GB), process wall {run['wall_s']:.1f} s, "
             f"load before {run['load_avg_1min_before']:.1f}"
         )
@@ -581,12 +710,25 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "machine": info,
         "settings": {
             k: getattr(args, k)
-            for k in ("sizes", "dims", "n_concepts", "gamma", "beta", "seed", "max_plain_n", "timeout")
+            for k in (
+                "sizes",
+                "dims",
+                "clusters",
+                "n_concepts",
+                "gamma",
+                "beta",
+                "seed",
+                "max_plain_n",
+                "timeout",
+                "floor",
+                "repeats",
+            )
         },
         "implementations": IMPLEMENTATIONS,
         "rows": rows,
         "columns": COLUMNS,
         "markdown": table,
+        "floor_markdown": floor_table(rows),
         "notes": notes,
     }
     out = Path(args.out)
@@ -598,6 +740,14 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     else:
         for row in rows:
             print(dict(zip(COLUMNS, table_row(row), strict=True)))
+    if report["floor_markdown"]:
+        print()
+        print(report["floor_markdown"])
+        print(
+            "floor: (a)'s distance products and row sorts alone, in its process between its fits; times are "
+            f"medians of {args.repeats} repeat(s); CPU: process CPU time (wall times include waiting for a "
+            "shared machine's cores)."
+        )
     print()
     for note in notes:
         print(note)
@@ -613,6 +763,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gamma", type=float, default=0.05)
     parser.add_argument("--beta", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clusters", type=int, default=10, help="clusters of model A in make_pair")
+    parser.add_argument("--floor", action="store_true", help="also time (a)'s floor in its process")
+    parser.add_argument("--repeats", type=int, default=1, help="fits of (a) in its process (median)")
     parser.add_argument("--max-plain-n", type=int, default=10000, help="skip (b) above this N")
     parser.add_argument("--out", default="outputs/bench/rdx_bench.json")
     parser.add_argument(

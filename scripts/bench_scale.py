@@ -168,6 +168,7 @@ def rank_check(X_A: np.ndarray, X_B: np.ndarray, model: Any) -> dict[str, Any]:
 def run_worker(args: argparse.Namespace) -> None:
     import torch
 
+    from rdx.devices import resolve_device
     from rdx.methods import RDX
     from rdx.metrics.bsr import binary_success_rate
 
@@ -188,12 +189,18 @@ def run_worker(args: argparse.Namespace) -> None:
         **({"n_neighbors": args.n_neighbors} if args.n_neighbors is not None else {}),
         background_cells=args.background_cells,
         rank_estimate=args.rank_estimate,
+        eigensolver=args.eigensolver,
         device=args.device,
     )
+    on_gpu = resolve_device(args.device).type == "cuda"
     start = time.perf_counter()
     model.fit(X_A, X_B)
+    if on_gpu:
+        torch.cuda.synchronize()
     result["time_s"] = time.perf_counter() - start
     result["peak_rss_kb"] = bench.peak_rss_kb()
+    if on_gpu:
+        result["gpu_peak_gb"] = torch.cuda.max_memory_allocated() / 1024**3
     result["timings_s"] = dict(model.timings_)
     keep = ("path", "path_reason", "sparse")
     result["info"] = {k: v for k, v in model.explanation_.info.items() if k in keep}
@@ -222,7 +229,7 @@ def run_one(path: str, data: str, n: int, d: int, args: argparse.Namespace, work
     cmd += ["--beta", repr(args.beta)]
     if args.n_neighbors is not None:
         cmd += ["--n-neighbors", str(args.n_neighbors)]
-    cmd += ["--rank-estimate", args.rank_estimate]
+    cmd += ["--rank-estimate", args.rank_estimate, "--eigensolver", args.eigensolver]
     if args.background_cells is not None:
         cmd += ["--background-cells", str(args.background_cells)]
     cmd += ["--device", args.device, "--mnist-cache", args.mnist_cache, "--checkpoints", args.checkpoints]
@@ -428,6 +435,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-neighbors", type=int, default=None, help="default: RDX's")
     parser.add_argument("--background-cells", type=int, default=None, help="default: by N (RDX's)")
     parser.add_argument("--rank-estimate", default="sampled", choices=["sampled", "exact"])
+    parser.add_argument(
+        "--eigensolver",
+        default="lanczos",
+        choices=["lanczos", "lobpcg", "block_lanczos"],
+        help="sparse path's",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per worker; 0: torch's default")
     parser.add_argument("--mnist-cache", default="outputs/bench/mnist_m35_vs_all_features.npz")

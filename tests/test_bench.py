@@ -92,6 +92,33 @@ def test_cli_writes_json_and_table(bench, tmp_path, capsys):
     assert header in printed and "[2/2] N=200 d=8 impl=b" in printed and "BLAS" in printed
 
 
+def test_floor_is_timed_beside_repeated_fits_and_tabled(bench, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    bench.main(
+        ["--sizes", "300", "--dims", "16", "--floor", "--repeats", "3", "--clusters", "6", "--out", str(out)]
+    )
+    report = json.loads(out.read_text())
+    assert report["settings"]["floor"] and report["settings"]["repeats"] == 3
+    assert report["settings"]["clusters"] == 6
+    (row,) = report["rows"]
+    a = row["a"]
+    assert len(a["fits"]) == len(a["floors"]) == 3
+    assert a["time_s"] == np.median([fit["wall_s"] for fit in a["fits"]])
+    floor = a["floor"]
+    for one in a["floors"]:  # each repeat: the products and the sorts alone; the table: medians
+        assert one["floor_s"] == pytest.approx(one["products_s"] + one["sorts_s"])
+    assert floor["floor_s"] == np.median([one["floor_s"] for one in a["floors"]])
+    assert 0 < floor["products_s"] and 0 < floor["sorts_s"] and floor["floor_s"] < a["time_s"]
+    header, _, cells = report["floor_markdown"].splitlines()
+    assert [c.strip() for c in header.strip("|").split("|")] == bench.FLOOR_COLUMNS
+    cells = [c.strip() for c in cells.strip("|").split("|")]
+    assert cells[:2] == ["300", "16"] and cells[8] == f"{a['time_s'] / floor['floor_s']:.1f}×"
+    assert report["floor_markdown"] in capsys.readouterr().out
+    # the data: six clusters of A, B merges two and splits one
+    _, _, truth_A, truth_B = bench.make_pair(300, 16, seed=0, n_clusters=6, return_truth=True)
+    assert len(np.unique(truth_A)) == len(np.unique(truth_B)) == 6
+
+
 def test_timeout_and_skipped_plain_run_are_reported_not_raised(bench, tmp_path):
     out = tmp_path / "bench.json"
     bench.main(

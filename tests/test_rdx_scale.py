@@ -202,6 +202,33 @@ def test_torch_backend_of_the_operator_equals_numpy(n_cells):
         sparse_rdx.BackgroundOperator(affinity, device="cpu", backend="jax")
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_tensor_products_of_the_operator_equal_its_numpy_products(backend):
+    affinity, _ = random_sparse_affinity(n_cells=3, seed=5)
+    operator = sparse_rdx.BackgroundOperator(affinity, device="cpu", backend=backend)
+    x = np.random.default_rng(6).normal(size=(affinity.n, 5))
+    product = operator.tensor_matmat(torch.as_tensor(x))
+    assert isinstance(product, torch.Tensor) and product.dtype == torch.float64
+    np.testing.assert_allclose(product.numpy(), operator.matmat(x), rtol=1e-12)
+
+
+def test_sparse_block_lanczos_gives_the_labels_of_arpack():
+    X_A, X_B, _ = planted(seed=3, per_cluster=150)
+    fits = {
+        solver: RDX(
+            n_concepts=3, gamma=0.05, device="cpu", path="sparse", n_neighbors=30, eigensolver=solver
+        ).fit(X_A, X_B)
+        for solver in ("lanczos", "block_lanczos")
+    }
+    for direction in ("10", "01"):
+        np.testing.assert_array_equal(
+            fits["block_lanczos"].labels_[direction], fits["lanczos"].labels_[direction]
+        )
+        records = [fit.explanation_.info["sparse"]["spectral"][direction] for fit in fits.values()]
+        np.testing.assert_allclose(records[1]["eigenvalues"], records[0]["eigenvalues"], atol=1e-8)
+        assert records[1]["eigensolver"] == "block_lanczos" and records[1]["residual"] < 1e-6
+
+
 def test_sorted_rows_and_positions_agree_between_numpy_and_torch():
     values = torch.as_tensor(np.random.default_rng(4).normal(size=(7, 50)).astype(np.float32))
     for use_numpy in (True, False):
@@ -313,21 +340,50 @@ def test_both_paths_are_difference_graphs_behind_the_same_estimator_interface():
 
 
 def test_auto_choice_follows_n_and_the_memory_budget(monkeypatch):
-    model = RDX()
+    model = RDX(device="cpu")  # the CPU's rule (a GPU's: test_auto_choice_on_a_gpu_follows_its_free_memory)
     assert model.choose_path(1_000, 64)[0] == "exact"
     assert model.choose_path(50_000, 64)[0] == "sparse"  # above 20,000
     # a budget too small for the exact path's ~4.5 N^2 float32 + 1 GB
-    assert RDX(memory_budget_gb=1.0).choose_path(10_000, 64)[0] == "sparse"
-    assert RDX(memory_budget_gb=100.0).choose_path(10_000, 64)[0] == "exact"
+    assert RDX(device="cpu", memory_budget_gb=1.0).choose_path(10_000, 64)[0] == "sparse"
+    assert RDX(device="cpu", memory_budget_gb=100.0).choose_path(10_000, 64)[0] == "exact"
     # no budget: what the machine has available now
     monkeypatch.setattr(sparse_rdx, "available_memory_bytes", lambda: 0.5 * 1024**3)
-    path, reason = RDX().choose_path(5_000, 64)
+    path, reason = RDX(device="cpu").choose_path(5_000, 64)
     assert path == "sparse" and "does not fit" in reason
     monkeypatch.setattr(sparse_rdx, "available_memory_bytes", lambda: 64 * 1024**3)
-    assert RDX().choose_path(5_000, 64)[0] == "exact"
+    assert RDX(device="cpu").choose_path(5_000, 64)[0] == "exact"
     # overrides win
     assert RDX(path="exact", memory_budget_gb=0.1).choose_path(50_000, 64)[0] == "exact"
     assert RDX(path="sparse").choose_path(100, 64)[0] == "sparse"
+
+
+def test_auto_choice_on_a_gpu_follows_its_free_memory(monkeypatch):
+    """On a GPU the exact path stays while its ~3 N^2 float32 + 1 GB fit in 90 % of the free GPU memory
+    (no N limit: its sorts are fast there), whatever the host has; then the sparse path."""
+    free = {"bytes": 80 * 1024**3}
+    seen = []
+
+    def mem_get_info(device):
+        seen.append(torch.device(device).type)
+        return free["bytes"], 80 * 1024**3
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
+    monkeypatch.setattr(sparse_rdx, "available_memory_bytes", lambda: 0.5 * 1024**3)  # host: tiny
+    gpu = RDX(device="cuda")
+    assert gpu.choose_path(40_000, 768)[0] == "exact"  # 3 x 40,000^2 x 4 B + 1 GB = 18.9 GB
+    path, reason = gpu.choose_path(70_000, 768)
+    assert path == "exact" and "fits on cuda" in reason  # 55.8 GB <= 0.9 x 80 GB
+    path, reason = gpu.choose_path(85_000, 768)
+    assert path == "sparse" and "does not fit" in reason  # 81.7 GB
+    free["bytes"] = 10 * 1024**3  # another job holds most of the GPU
+    assert gpu.choose_path(20_000, 768)[0] == "exact"  # 5.5 GB <= 0.9 x 10 GB
+    assert gpu.choose_path(30_000, 768)[0] == "sparse"  # 11.1 GB
+    assert seen and set(seen) == {"cuda"}
+    # an explicit budget wins over the free memory; variants the sparse path lacks stay exact if they fit
+    assert RDX(device="cuda", memory_budget_gb=200.0).choose_path(85_000, 768)[0] == "exact"
+    assert RDX(device="cuda", clustering="pagerank").choose_path(20_000, 768)[0] == "exact"
+    # the CPU's rule is unchanged by a GPU being there
+    assert RDX(device="cpu", memory_budget_gb=100.0).choose_path(30_000, 768)[0] == "sparse"
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import torch
 
-from rdx.methods.neighbourhoods import pairwise_distances
+from rdx.methods.neighbourhoods import pairwise_distance_tensor, top_neighbours
 
 AffinityBlock = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -50,24 +51,13 @@ def _sorted_by_distance(candidates: np.ndarray, features: np.ndarray, point: np.
     return candidates[np.lexsort((candidates, distances))]
 
 
-def nearest_members(points: np.ndarray, size: int) -> np.ndarray:
+def nearest_members(points: np.ndarray, size: int, device: str | torch.device = "cpu") -> np.ndarray:
     """Each point's ``size`` nearest points among ``points`` (itself first, then by distance, ties by
-    index), as local indices (m, size). Selects by partition and sorts only the selected few; rows with
-    a tie at the boundary fall back to a full stable sort, so the result equals a stable argsort."""
-    local = pairwise_distances(points, dtype="float64", device="cpu")
-    np.fill_diagonal(local, -np.inf)  # anchor first, even among duplicate points
-    m = local.shape[0]
-    if size >= m:
-        return np.argsort(local, axis=1, kind="stable")
-    chosen = np.argpartition(local, size - 1, axis=1)[:, :size]
-    values = np.take_along_axis(local, chosen, axis=1)
-    order = np.lexsort((chosen, values), axis=1)
-    nearest = np.take_along_axis(chosen, order, axis=1)
-    boundary = values.max(axis=1, keepdims=True)
-    tied = np.flatnonzero((local <= boundary).sum(axis=1) > size)
-    if len(tied):
-        nearest[tied] = np.argsort(local[tied], axis=1, kind="stable")[:, :size]
-    return nearest
+    index), as local indices (m, size): the first ``size`` columns of a stable argsort of the float64
+    distances, found by a partial selection on ``device`` (``top_neighbours``)."""
+    local = pairwise_distance_tensor(points, dtype="float64", device=device)
+    local.fill_diagonal_(-torch.inf)  # anchor first, even among duplicate points
+    return top_neighbours(local, min(size, local.shape[0])).cpu().numpy()
 
 
 def _require_affinity(affinity_block: AffinityBlock | None, strategy: str) -> AffinityBlock:

@@ -11,14 +11,17 @@ explains model A (grids in X_A). In the shared ``Explanation`` they are sides "B
 
 Two paths compute the same method, behind one small protocol (``DifferenceGraph``: add a difference,
 cluster a direction, give its affinity block, info and the N x N matrices on request). The exact path
-(``ExactGraph``, this module) holds dense N x N matrices: at most about four (two rank matrices while
-the difference is built, then the difference and one affinity buffer), in ``dtype`` (float32 by
-default). The sparse path (``rdx.methods.sparse_rdx.SparseGraph``) keeps only each model's top-K
-neighbours and the union of the two graphs exactly, gives every other pair its row's mean affinity to
-the other image's cell (a far-field model estimated from sampled distances) and clusters with a sparse
-eigensolver: O(N (K + cells)) memory, for N beyond ~20,000. ``RDX(path="auto")`` picks exact while
-N <= 20,000 and its estimated peak fits the memory budget; ordering the clusters and choosing grids
-are the same code for both.
+(``ExactGraph``, this module) runs on the torch device (CUDA when present) end to end: the ranks of a
+row block are made, differenced and dropped block by block, so it holds two dense N x N matrices at most
+(the difference and one direction's symmetrised affinity graph) in ``dtype`` (float32 by default); the
+leading eigenvectors come from a torch block Lanczos solver on the same device
+(``rdx.methods.eigensolvers``), and only the (N, k) embedding (for k-means), small blocks for the grids
+and the results leave the device. The sparse path (``rdx.methods.sparse_rdx.SparseGraph``) keeps only
+each model's top-K neighbours and the union of the two graphs exactly, gives every other pair its row's
+mean affinity to the other image's cell (a far-field model estimated from sampled distances) and
+clusters with a sparse eigensolver: O(N (K + cells)) memory, for N beyond ~20,000. ``RDX(path="auto")``
+picks exact on the CPU while N <= 20,000 and its estimated peak fits the memory budget, on a GPU while
+it fits the GPU's free memory; ordering the clusters and choosing grids are the same code for both.
 
 Every function here takes arrays and plain parameters; nothing reads configs, files or loggers.
 """
@@ -40,17 +43,23 @@ from sklearn.cluster import k_means
 
 from rdx.methods import sparse_rdx
 from rdx.methods.checks import check_positive_int, check_positive_number
+from rdx.methods.eigensolvers import block_size, leading_eigenvectors, single_thread, start_block
 from rdx.methods.explanation import DIRECTION_TO_SIDE, Concept, Explanation
-from rdx.methods.grids import GRID_STRATEGIES, AffinityBlock, ScalableAffinity, select_grid
+from rdx.methods.grids import GRID_STRATEGIES, AffinityBlock, ScalableAffinity, nearest_members, select_grid
 from rdx.methods.neighbourhoods import (
     DEFAULT_BLOCK_BYTES,
+    NEAREST_KEPT,
+    ROW_BYTES_PER_ENTRY,
     SIMILARITIES,
+    NeighbourLists,
+    NeighbourRanker,
     neighbour_ranks,
     pairwise_distances,
     resolve_device,
     row_blocks,
     similarity_matrices,
     symmetrise_in_place,
+    torch_dtype,
 )
 
 __all__ = [
@@ -155,11 +164,36 @@ def _blockwise(
     """out[rows] = function(*(x[rows] as tensors)) over row blocks, multi-threaded through torch."""
     n_rows, n_cols = inputs[0].shape
     out = np.empty((n_rows, n_cols), dtype=dtype)
-    torch_type = torch.float32 if dtype == np.float32 else torch.float64
     for rows in row_blocks(n_rows, n_cols, 4 * dtype.itemsize, block_bytes):
-        tensors = [torch.from_numpy(np.ascontiguousarray(x[rows])).to(torch_type) for x in inputs]
+        tensors = [torch.from_numpy(np.ascontiguousarray(x[rows])) for x in inputs]
         out[rows] = function(*tensors).numpy()
     return out
+
+
+def locally_biased_rows(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    gamma: float,
+    dtype: torch.dtype,
+    out: torch.Tensor | None = None,
+    scratch: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """tanh(gamma * (b - a) / (min(a, b) + 1)) of two blocks of dissimilarities (any numeric dtype, on
+    any device), in ``dtype``, with both converted to ``dtype`` first; worked in ``out`` and ``scratch``
+    (same shape, ``dtype``) when given."""
+    lower = torch.empty(a.shape, dtype=dtype, device=a.device) if scratch is None else scratch
+    lower.copy_(a)
+    difference = (torch.empty_like(lower) if out is None else out).copy_(b).sub_(lower)
+    torch.minimum(lower, b, out=lower).add_(1.0)
+    return difference.mul_(gamma).div_(lower).tanh_()
+
+
+def standard_rows(
+    a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """b - a of two blocks of dissimilarities, in ``dtype`` (both converted first); in ``out`` if given."""
+    out = torch.empty(a.shape, dtype=dtype, device=a.device) if out is None else out
+    return out.copy_(b).sub_(a.to(dtype))
 
 
 def locally_biased_difference(
@@ -181,11 +215,10 @@ def locally_biased_difference(
     Returns:
         (N, N) values in (-1, 1), zero where S_A = S_B (e.g. the diagonal of ranks).
     """
-
-    def formula(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(gamma * (b - a) / (torch.minimum(a, b) + 1.0))
-
-    return _blockwise((S_A, S_B), formula, np.dtype(dtype), block_bytes)
+    precision = torch_dtype(dtype)
+    return _blockwise(
+        (S_A, S_B), lambda a, b: locally_biased_rows(a, b, gamma, precision), np.dtype(dtype), block_bytes
+    )
 
 
 def standard_difference(
@@ -196,7 +229,10 @@ def standard_difference(
     block_bytes: int = DEFAULT_BLOCK_BYTES,
 ) -> np.ndarray:
     """Standard difference D_10 = S_B - S_A, optionally divided by max |D| (then in [-1, 1])."""
-    difference = _blockwise((S_A, S_B), lambda a, b: b - a, np.dtype(dtype), block_bytes)
+    precision = torch_dtype(dtype)
+    difference = _blockwise(
+        (S_A, S_B), lambda a, b: standard_rows(a, b, precision), np.dtype(dtype), block_bytes
+    )
     if normalize:
         largest = np.abs(difference).max()
         if largest > 0:
@@ -261,15 +297,53 @@ def leading_eigenpairs(
     return eigsh(matrix, k=k, which="LA", v0=start, ncv=min(n, max(2 * k + 1, 20)), tol=tol)
 
 
+def symmetric_affinity(difference: torch.Tensor, exponent: float, tile: int | None = None) -> torch.Tensor:
+    """The symmetrised affinity graph W = (Aff + Aff^T) / 2 of Aff = exp(exponent * D), zero diagonal.
+
+    Made tile by tile on D's device (each tile of Aff and its transposed tile once, never the N x N
+    affinity): one new (N, N) tensor in D's dtype; the same numbers as symmetrising ``exp(exponent * D)``.
+
+    Args:
+        difference: (N, N) difference D, any device.
+        exponent: -beta for direction "10", +beta for "01".
+        tile: rows and columns per tile (default: 2,048 on the CPU, 8,192 on a GPU; smaller tiles were
+            faster on one idle core but several times slower where the cores are shared).
+    """
+    n = difference.shape[0]
+    tile = tile or (2048 if difference.device.type == "cpu" else 8192)
+    graph = torch.empty_like(difference)
+    for start in range(0, n, tile):
+        rows = slice(start, min(start + tile, n))
+        for other in range(start, n, tile):
+            cols = slice(other, min(other + tile, n))
+            upper = torch.mul(difference[rows, cols], exponent).exp_()
+            if other == start:
+                graph[rows, cols] = upper.add(upper.T).div_(2.0)
+                continue
+            lower = torch.mul(difference[cols, rows], exponent).exp_()
+            mean = upper.add_(lower.T).div_(2.0)
+            graph[rows, cols] = mean
+            graph[cols, rows] = mean.T
+    graph.fill_diagonal_(0.0)
+    return graph
+
+
+def _row_chunks(matrix: torch.Tensor, elements: int = 1 << 22) -> Iterator[torch.Tensor]:
+    """Consecutive row blocks of about ``elements`` entries: what a reduction over a large matrix works
+    through, so its temporaries stay small (fresh memory of N x N size costs page faults every time)."""
+    rows = max(1, elements // max(1, matrix.shape[1]))
+    for start in range(0, matrix.shape[0], rows):
+        yield matrix[start : start + rows]
+
+
 def spectral_labels(
     affinity: np.ndarray, n_clusters: int, random_state: int, in_place: bool = False
 ) -> np.ndarray:
     """Spectral clustering of a precomputed, possibly asymmetric, dense affinity.
 
     Same result as scikit-learn's ``spectral_clustering`` (normalised-Laplacian embedding, k-means with
-    ``random_state`` and 10 initialisations) on (Aff + Aff^T) / 2, but the embedding is computed by
-    Lanczos on the normalised adjacency D^-1/2 W D^-1/2 (largest eigenvalues, dense matrix-vector
-    products) instead of shift-invert ARPACK, which needs a dense LU factorisation.
+    ``random_state`` and 10 initialisations) on (Aff + Aff^T) / 2; the embedding is computed as
+    ``graph_spectral_labels`` does.
 
     Args:
         affinity: (N, N) non-negative affinity; overwritten when ``in_place`` (saves one N x N copy).
@@ -278,20 +352,57 @@ def spectral_labels(
         (N,) int64 labels in 0..n_clusters-1 (arbitrary order; see ``order_clusters``).
     """
     graph = _symmetric_graph(affinity, in_place)
-    degree = graph.sum(axis=1, dtype=np.float64)
-    if np.any(degree <= 0):
-        raise ValueError("the affinity graph has isolated points (zero degree); spectral clustering fails")
-    scale = (1.0 / np.sqrt(degree)).astype(graph.dtype)
-    graph *= scale[:, None]
-    graph *= scale[None, :]
+    return graph_spectral_labels(torch.from_numpy(graph), n_clusters, random_state)
+
+
+def spectral_tolerance(dtype: torch.dtype) -> float:
+    """The eigensolver's relative residual tolerance for a graph in ``dtype``: 1e-6 in float32 (what
+    its products resolve; the labels of bench_rdx's data agree with a float64 solve there, and not all
+    at 1e-4), 1e-9 in float64."""
+    return 1e-6 if dtype == torch.float32 else 1e-9
+
+
+def graph_spectral_labels(graph: torch.Tensor, n_clusters: int, random_state: int) -> np.ndarray:
+    """Spectral clustering of a symmetric graph W (N, N) with a zero diagonal, on W's device.
+
+    The embedding is the leading ``n_clusters`` eigenvectors of the normalised adjacency D^-1/2 W D^-1/2
+    (``eigensolvers.leading_eigenvectors``: block Lanczos with W's block products on its device; the
+    normalisation is applied to the vectors, W is not modified) times D^-1/2, as scikit-learn's
+    ``spectral_clustering`` computes it; only this (N, k) embedding leaves the device, for k-means.
+
+    One ``RandomState(random_state)`` first draws the start vector scikit-learn would give ARPACK (the
+    first column of the start block) and then seeds k-means (10 initialisations), the order scikit-learn
+    uses, so the labels equal scikit-learn's for the same random_state.
+
+    Returns:
+        (N,) int64 labels in 0..n_clusters-1 (arbitrary order; see ``order_clusters``).
+    """
     n = graph.shape[0]
-    # One generator for the Lanczos start vector and k-means, drawn in that order (as scikit-learn's
-    # spectral_clustering does), so the labels equal scikit-learn's for the same random_state.
+    degree = torch.cat([block.sum(dim=1, dtype=torch.float64) for block in _row_chunks(graph)])
+    if bool((degree <= 0).any()):
+        raise ValueError("the affinity graph has isolated points (zero degree); spectral clustering fails")
+    scale = degree.rsqrt()[:, None]
+
+    def normalised_product(vectors: torch.Tensor) -> torch.Tensor:
+        with single_thread():  # (N, b) operations: see single_thread; the product below uses every core
+            scaled = (scale * vectors).to(graph.dtype)
+        product = graph @ scaled
+        with single_thread():
+            return scale * product.to(torch.float64)
+
     generator = np.random.RandomState(random_state)
-    start = generator.uniform(-1, 1, n).astype(graph.dtype)
-    _, vectors = leading_eigenpairs(graph, n_clusters, start)
-    embedding = vectors.astype(np.float64) * np.sqrt(1.0 / degree)[:, None]
-    _, labels, _ = k_means(embedding, n_clusters, random_state=generator, n_init=10)
+    first = generator.uniform(-1, 1, n)
+    start = start_block(n, block_size(n_clusters), first, random_state)
+    found = leading_eigenvectors(
+        normalised_product,
+        n,
+        n_clusters,
+        torch.from_numpy(start).to(graph.device),
+        tol=spectral_tolerance(graph.dtype),
+    )
+    embedding = (found.vectors * scale).cpu().numpy()
+    with single_thread():
+        _, labels, _ = k_means(embedding, n_clusters, random_state=generator, n_init=10)
     return labels.astype(np.int64)
 
 
@@ -322,15 +433,22 @@ def centrality_scores(graph: np.ndarray, kind: str, damping: float = 0.85, tol: 
 def centrality_clusters(
     affinity: np.ndarray, n_clusters: int, kind: str, cluster_size: int = 9, in_place: bool = False
 ) -> np.ndarray:
-    """Greedy clusters seeded at central nodes ("pagerank" / "eig_centrality" clustering).
+    """Greedy clusters seeded at central nodes ("pagerank" / "eig_centrality" clustering) of the
+    symmetrised affinity (``graph_centrality_clusters``)."""
+    return graph_centrality_clusters(_symmetric_graph(affinity, in_place), n_clusters, kind, cluster_size)
 
-    On the symmetrised graph, repeatedly take the most central unassigned node and its
-    ``cluster_size - 1`` highest-affinity unassigned neighbours (ties by index).
+
+def graph_centrality_clusters(
+    graph: np.ndarray, n_clusters: int, kind: str, cluster_size: int = 9
+) -> np.ndarray:
+    """Greedy clusters seeded at central nodes of a symmetric graph (N, N) with a zero diagonal.
+
+    Repeatedly take the most central unassigned node and its ``cluster_size - 1`` highest-affinity
+    unassigned neighbours (ties by index).
 
     Returns:
         (N,) int64 labels: 1..n_clusters in seeding order, 0 for nodes never assigned.
     """
-    graph = _symmetric_graph(affinity, in_place)
     n = graph.shape[0]
     centrality = centrality_scores(graph, kind)
     by_centrality = np.lexsort((np.arange(n), -centrality))
@@ -431,14 +549,85 @@ class DifferenceGraph(Protocol):
         """What the path adds to the explanation's info (the exact path: nothing)."""
 
 
+class ExactAffinity:
+    """One direction's affinity Aff = exp(-beta * sign * D) on the exact path, read from the difference
+    D where it lives (the torch device): a ``grids.ScalableAffinity``, so the ordering and the grids ask
+    it for what they need instead of dense |C| x |C| blocks on the host.
+
+    Dense blocks and pair values are exponentiated on the host in float64 by numpy (the numbers the
+    grids always scored); the within-cluster mean is summed on the device in float64, and the
+    members' nearest neighbours for the grids on the device from the explained model's features,
+    screened by the nearest neighbours the rank pass kept (``NeighbourLists``) where there are any.
+    These are many small operations: on the CPU they run on one thread (``eigensolvers.single_thread``).
+    """
+
+    def __init__(
+        self,
+        difference: torch.Tensor,
+        exponent: float,
+        features: np.ndarray | None,
+        neighbour_lists: NeighbourLists | None = None,
+    ) -> None:
+        self.difference = difference
+        self.exponent = exponent  # -beta * sign
+        self.features = features
+        self.neighbour_lists = neighbour_lists
+        self.device = difference.device
+
+    def _index(self, indices: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(indices, dtype=np.int64)).to(self.device)
+
+    def _exp(self, values: torch.Tensor) -> np.ndarray:
+        return np.exp(self.exponent * values.cpu().numpy().astype(np.float64))
+
+    def __call__(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        with single_thread():
+            block = self.difference.index_select(0, self._index(rows)).index_select(1, self._index(cols))
+            return self._exp(block)
+
+    def pair_values(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        rows, cols = np.broadcast_arrays(np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))
+        with single_thread():
+            return self._exp(self.difference[self._index(rows), self._index(cols)])
+
+    def within_mean(self, members: np.ndarray) -> float:
+        index = self._index(members)
+        with single_thread():
+            rows = self.difference.index_select(0, index)
+            total = sum(
+                float(torch.mul(block.index_select(1, index).to(torch.float64), self.exponent).exp_().sum())
+                for block in _row_chunks(rows)
+            )
+        return total / (len(index) * len(index))
+
+    def within_row_means(self, members: np.ndarray) -> np.ndarray:
+        return self(members, members).mean(axis=1)
+
+    def member_neighbourhoods(self, members: np.ndarray, size: int) -> np.ndarray | None:
+        """Every member's ``size`` nearest members (itself first, then by distance, ties by index) in
+        the explained model, in the order of ``members``: (|C|, size) global indices; None without
+        features."""
+        if self.features is None:
+            return None
+        members = np.asarray(members, dtype=np.int64)
+        if self.neighbour_lists is not None:
+            with single_thread():
+                return self.neighbour_lists.nearest_members(self.features, members, size)
+        return members[nearest_members(self.features[members], size, device=self.device)]
+
+
 @dataclass(eq=False)
 class ExactGraph:
-    """The exact path: every difference a dense (N, N) array in ``dtype``; affinities made on request.
+    """The exact path: every difference a dense (N, N) tensor in ``dtype`` on the torch ``device``.
 
-    Holds one difference (two when aligned); clustering makes one N x N affinity buffer and consumes
-    it. Implements ``DifferenceGraph``; the parameters are ``RDX``'s of the same names (``gamma`` the
-    resolved temperature, ``n_clusters`` the clusters per direction, ``guide_labels`` the estimator's
-    ``guide_labels_``).
+    Holds one difference (two when aligned) where it was made; clustering makes the N x N symmetrised
+    affinity of a direction on the same device and consumes it, so the path holds at most two N x N
+    matrices (plus row blocks while the difference is made). On the default variant (neighbour ranks,
+    no guidance) the ranks of a row block are made, differenced and dropped, block by block. Only the
+    spectral embedding (N, k), small blocks for the grids and the results leave the device. Implements
+    ``DifferenceGraph``; the parameters are ``RDX``'s of the same names (``gamma`` the resolved
+    temperature, ``n_clusters`` the clusters per direction, ``guide_labels`` the estimator's
+    ``guide_labels_``, ``features`` the explained models' features for the grids).
     """
 
     similarity: str
@@ -455,16 +644,68 @@ class ExactGraph:
     dtype: str
     device: str
     random_state: int
-    differences: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict, init=False, repr=False)
+    features: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    block_bytes: int = DEFAULT_BLOCK_BYTES
+    differences: dict[str, tuple[torch.Tensor, float]] = field(default_factory=dict, init=False, repr=False)
+    largest: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+    neighbour_lists: dict[str, NeighbourLists] = field(default_factory=dict, init=False, repr=False)
 
     def add_difference(self, X_A: np.ndarray, X_B: np.ndarray, directions: tuple[str, ...]) -> None:
-        """D_10 of one pair: similarities, guidance, then the difference."""
+        """D_10 of one pair, row block by row block: both similarities' rows (guided), their difference."""
+        device = resolve_device(self.device)
+        precision = torch_dtype(self.dtype)
+        n = X_A.shape[0]
+        similarity_rows = self._similarity_rows(X_A, X_B, device)
+        difference = torch.empty((n, n), dtype=precision, device=device)
+        row_bytes = 2 * ROW_BYTES_PER_ENTRY + 3 * difference.element_size()
+        scratch = None
+        for rows in row_blocks(n, n, row_bytes, self.block_bytes):
+            S_A, S_B = similarity_rows(rows)
+            if self.difference == "locally_biased":
+                if scratch is None:
+                    scratch = torch.empty(S_A.shape, dtype=precision, device=device)
+                lower = scratch[: S_A.shape[0]]
+                locally_biased_rows(S_A, S_B, self.gamma, precision, out=difference[rows], scratch=lower)
+            else:
+                standard_rows(S_A, S_B, precision, out=difference[rows])
+        lowest, highest = torch.aminmax(difference)
+        largest = max(-float(lowest), float(highest))
+        if self.difference == "standard" and self.normalize_difference and largest > 0:
+            difference /= torch.tensor(largest, dtype=precision, device=device)
+            largest = 1.0
+        for direction in directions:
+            self.differences[direction] = (difference, 1.0 if direction == "10" else -1.0)
+            self.largest[direction] = largest
+
+    def _similarity_rows(
+        self, X_A: np.ndarray, X_B: np.ndarray, device: torch.device
+    ) -> Callable[[slice], tuple[torch.Tensor, torch.Tensor]]:
+        """rows -> (S_A[rows], S_B[rows]) on ``device``. Unguided neighbour ranks are made per block from
+        the features; other similarities and guidance from the full (N, N) matrices on the host."""
+        if self.similarity == "neighborhood" and self.guide_labels is None:
+            rankers, buffers = {}, {}
+            for side, X in (("A", X_A), ("B", X_B)):
+                # the grids of a side are drawn in its own features: keep their nearest neighbours
+                explained = self.features is not None and self.features[side] is X
+                rankers[side] = NeighbourRanker(X, self.dtype, device, keep=NEAREST_KEPT if explained else 0)
+                if explained:
+                    self.neighbour_lists[side] = rankers[side].lists
+
+            def rank_rows(rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
+                # each block's ranks in memory reused from block to block (see NeighbourRanker)
+                size = rows.stop - rows.start
+                for side in ("A", "B"):
+                    if side not in buffers or buffers[side].shape[0] < size:
+                        buffers[side] = torch.empty((size, X_A.shape[0]), dtype=torch.int32, device=device)
+                return tuple(rankers[side](rows, out=buffers[side][:size]) for side in ("A", "B"))
+
+            return rank_rows
         S_A, S_B = similarity_matrices(
             X_A,
             X_B,
             kind=self.similarity,
             dtype=self.dtype,
-            device=self.device,
+            device=device,
             local_scaling_neighbour=self.local_scaling_neighbour,
             reference_compat=self.reference_compat,
         )
@@ -473,45 +714,45 @@ class ExactGraph:
 
             S_A = apply_guidance(S_A, self.guide_labels["A"])
             S_B = apply_guidance(S_B, self.guide_labels["B"])
-        if self.difference == "locally_biased":
-            difference = locally_biased_difference(S_A, S_B, self.gamma, dtype=self.dtype)
-        else:
-            difference = standard_difference(S_A, S_B, normalize=self.normalize_difference, dtype=self.dtype)
-        for direction in directions:
-            self.differences[direction] = (difference, 1.0 if direction == "10" else -1.0)
+        return lambda rows: (torch.from_numpy(S_A[rows]).to(device), torch.from_numpy(S_B[rows]).to(device))
 
     def has_difference(self) -> bool:
-        return any(np.any(matrix) for matrix, _ in self.differences.values())
+        return any(largest > 0 for largest in self.largest.values())
 
-    def cluster(self, direction: str) -> np.ndarray:
-        buffer = self.affinity_matrix(direction)  # a fresh N x N array, consumed by the clustering
-        if self.clustering == "spectral":
-            return spectral_labels(buffer, self.n_clusters, self.random_state, in_place=True)
-        return centrality_clusters(buffer, self.n_clusters, self.clustering, self.cluster_size, in_place=True)
-
-    def affinity_block(self, direction: str) -> AffinityBlock:
-        matrix, sign = self.differences[direction]
-
-        def block(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-            return np.exp(-self.beta * sign * matrix[np.ix_(rows, cols)].astype(np.float64))
-
-        return block
-
-    def difference_matrix(self, direction: str) -> np.ndarray:
-        matrix, sign = self.differences[direction]
-        return matrix * sign if sign != 1.0 else matrix.copy()
-
-    def affinity_matrix(self, direction: str) -> np.ndarray:
-        matrix, sign = self.differences[direction]
-        largest = float(np.abs(matrix).max()) * self.beta
+    def _exponent(self, direction: str) -> float:
+        """-beta * sign of the direction; raises where exp(-beta * D) would overflow float32."""
+        _, sign = self.differences[direction]
+        largest = self.largest[direction] * self.beta
         if largest > MAX_EXPONENT:
             # Past ~e^80 the affinity overflows float32, and no eigensolver converges on such a matrix.
             raise ValueError(
                 f"exp(-beta * D) overflows: max |beta * D| = {largest:.3g} > {MAX_EXPONENT:g}; normalise "
                 "the difference (normalize_difference=True) or lower beta"
             )
-        exponent = -self.beta * sign
-        return _blockwise((matrix,), lambda d: torch.exp(exponent * d), matrix.dtype, DEFAULT_BLOCK_BYTES)
+        return -self.beta * sign
+
+    def cluster(self, direction: str) -> np.ndarray:
+        matrix, _ = self.differences[direction]
+        graph = symmetric_affinity(matrix, self._exponent(direction))  # consumed by the clustering
+        if self.clustering == "spectral":
+            return graph_spectral_labels(graph, self.n_clusters, self.random_state)
+        return graph_centrality_clusters(
+            graph.cpu().numpy(), self.n_clusters, self.clustering, self.cluster_size
+        )
+
+    def affinity_block(self, direction: str) -> ExactAffinity:
+        matrix, sign = self.differences[direction]
+        side = DIRECTION_TO_SIDE[direction]
+        features = None if self.features is None else self.features[side]
+        return ExactAffinity(matrix, -self.beta * sign, features, self.neighbour_lists.get(side))
+
+    def difference_matrix(self, direction: str) -> np.ndarray:
+        matrix, sign = self.differences[direction]
+        return (matrix * sign if sign != 1.0 else matrix.clone()).cpu().numpy()
+
+    def affinity_matrix(self, direction: str) -> np.ndarray:
+        matrix, _ = self.differences[direction]
+        return torch.mul(matrix, self._exponent(direction)).exp_().cpu().numpy()
 
     def difference_graph(self, direction: str) -> sp.csr_matrix:
         raise ValueError("difference_graph is the sparse path's; this fit took the exact path")
@@ -573,20 +814,25 @@ class RDX(BaseEstimator):
         reference_compat: reproduce the public reference code's quirks (local-scaling E_A mix-up,
             last-step alignment weights) for comparisons; off by default.
         dtype: "float32" (fast) or "float64" (exact ties to ~1e-12) for the N x N work.
-        device: "auto", "cpu" or "cuda" for distances, ranks and the difference (and the sparse path's
-            neighbour search and eigensolver products).
+        device: "auto", "cpu" or "cuda": where the exact path runs (distances, ranks, difference,
+            affinity graphs, eigensolver, cluster order and grid neighbours; k-means on the (N, k)
+            embedding runs on the host), and the sparse path's neighbour search and eigensolver products.
         random_state: seeds spectral clustering, random grids, the alignment split and the probes.
         path: "exact" (dense N x N), "sparse" (top-K neighbour graphs, ``rdx.methods.sparse_rdx``) or
-            "auto": exact when N <= 20,000 and its estimated peak memory fits ``memory_budget_gb``,
-            else sparse; variants the sparse path lacks (other similarities, the standard difference,
-            greedy clusterings, guidance, reference_compat) stay exact, or fail when exact cannot fit.
+            "auto": on the CPU exact when N <= 20,000 and its estimated peak memory fits
+            ``memory_budget_gb``, on a GPU exact while its estimated peak fits ``memory_budget_gb`` or
+            else 90 % of the GPU's free memory (N ~ 75,000 on an empty 80 GB GPU), else sparse;
+            variants the sparse path lacks (other similarities, the standard difference, greedy
+            clusterings, guidance, reference_compat) stay exact, or fail when exact cannot fit.
         n_neighbors: sparse path: K, neighbours per image in each model's graph.
-        memory_budget_gb: memory the auto choice may plan for; None: what the machine has available now.
+        memory_budget_gb: memory the auto choice may plan for; None: what the machine has available now
+            (on a GPU: 90 % of its free memory).
         rank_estimate: sparse path: "sampled" (estimate ranks beyond a model's top-K from a sample of
             each row's distances) or "exact" (count them over the row; O(N log K) more per row).
         rank_sample_size: sparse path: sampled columns per row for the rank estimate and the far field
             (every column when N is at most this); fewer is faster and coarser.
-        eigensolver: sparse path: "lanczos" (ARPACK on the implicit operator) or "lobpcg".
+        eigensolver: sparse path: "lanczos" (ARPACK on the implicit operator), "lobpcg" or
+            "block_lanczos" (the torch solver of the exact path, on the device with the operator).
         background_cells: sparse path: cells of the far-field model (a pair outside the neighbour graphs
             gets its row's mean affinity to the other image's cell, estimated from sampled pairs); None:
             by N (``sparse_rdx.default_cells``: N / 4, at most 1,024); 1: one background value per row.
@@ -716,24 +962,34 @@ class RDX(BaseEstimator):
                     "aligned; use path='exact' (or 'auto') for this variant"
                 )
             return "sparse", "path='sparse' was asked for"
-        budget = (
-            self.memory_budget_gb * GIB
-            if self.memory_budget_gb is not None
-            else sparse_rdx.available_memory_bytes()
-        )
-        exact_bytes = sparse_rdx.exact_path_peak_bytes(n, self.dtype)
+        device = resolve_device(self.device)
+        on_cpu = device.type == "cpu"
+        if self.memory_budget_gb is not None:
+            budget = self.memory_budget_gb * GIB
+        else:
+            budget = sparse_rdx.available_memory_bytes() if on_cpu else sparse_rdx.device_memory_bytes(device)
+        exact_bytes = sparse_rdx.exact_path_peak_bytes(n, self.dtype, device.type)
         fits = exact_bytes <= budget
         # the reason is part of the explanation's info, so it names no live measurement (fits stay
         # reproducible); the log has the numbers
-        budget_name = "memory_budget_gb" if self.memory_budget_gb is not None else "the memory available"
+        if self.memory_budget_gb is not None:
+            budget_name = "memory_budget_gb"
+        else:
+            budget_name = "the memory available" if on_cpu else f"the free memory of {device.type}"
         sizes = f"exact path's estimated peak {exact_bytes / GIB:.1f} GB vs {budget_name}"
         log.info(
-            "RDX path choice: exact path's estimated peak %.1f GB, budget %.1f GB",
+            "RDX path choice on %s: exact path's estimated peak %.1f GB, budget %.1f GB",
+            device,
             exact_bytes / GIB,
             budget / GIB,
         )
-        if fits and n <= sparse_rdx.AUTO_EXACT_MAX_N:
-            return "exact", f"N={n} <= {sparse_rdx.AUTO_EXACT_MAX_N} and it fits ({sizes})"
+        # on a GPU the exact path stays fast as long as it fits; on the CPU its sorts grow slow past
+        # AUTO_EXACT_MAX_N
+        small = not on_cpu or n <= sparse_rdx.AUTO_EXACT_MAX_N
+        if fits and small:
+            if on_cpu:
+                return "exact", f"N={n} <= {sparse_rdx.AUTO_EXACT_MAX_N} and it fits ({sizes})"
+            return "exact", f"N={n} and it fits on {device.type} ({sizes})"
         if unsupported:
             if fits:
                 needs = f"{', '.join(unsupported)} needs the exact path"
@@ -842,6 +1098,7 @@ class RDX(BaseEstimator):
                 **common,
             )
         return ExactGraph(
+            features=self._features,
             similarity=self.similarity,
             difference=self.difference,
             normalize_difference=self.normalize_difference,

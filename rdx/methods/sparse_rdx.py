@@ -54,6 +54,7 @@ from scipy.sparse.linalg import LinearOperator, lobpcg
 from sklearn.cluster import k_means
 from tqdm.auto import tqdm
 
+from rdx.methods.eigensolvers import block_size, leading_eigenvectors, start_block
 from rdx.methods.explanation import DIRECTION_TO_SIDE
 from rdx.methods.neighbourhoods import (
     centred_features,
@@ -70,7 +71,7 @@ log = logging.getLogger(__name__)
 DEFAULT_NEIGHBOURS = 200  # K; measured against the exact path in experiments/rdx_scale
 RANK_SAMPLE_SIZE = 8192  # distances per row the rank estimate and the far field read
 RANK_ESTIMATES = ("sampled", "exact")
-EIGENSOLVERS = ("lanczos", "lobpcg")
+EIGENSOLVERS = ("lanczos", "lobpcg", "block_lanczos")
 SPARSE_BLOCK_BYTES = 512 * 1024**2  # per row block: both models' keys and the sort temporaries
 DENSE_CLUSTER_LIMIT = 4096  # clusters up to this size get exact grids from a dense |C| x |C| block
 MAX_CELLS = 1024  # most cells of the far-field model (it holds N x cells numbers per direction)
@@ -711,15 +712,18 @@ class BackgroundOperator:
             far = 0.5 * (R @ (self.membership_T @ matrix_x) + (R.T @ matrix_x)[self.cells])
             product = far - self.self_loops[:, None] * matrix_x + self.symmetric @ matrix_x
             return product if x.ndim == 2 else product[:, 0]
-        t = self._torch
         u = torch.as_tensor(np.ascontiguousarray(matrix_x), device=self.device)
+        product = self._torch_adjacency_product(u).cpu().numpy()
+        return product if x.ndim == 2 else product[:, 0]
+
+    def _torch_adjacency_product(self, u: torch.Tensor) -> torch.Tensor:
+        """W u for (N, k) float64 u on the device (the torch backend)."""
+        t = self._torch
         per_cell = torch.zeros((self.n_cells, u.shape[1]), dtype=torch.float64, device=self.device)
         per_cell.index_add_(0, t["cells"], u)
         R = t["background"]
         far = 0.5 * (R @ per_cell + (R.T @ u)[t["cells"]])
-        product = far - t["self_loops"][:, None] * u + t["matrix"] @ u
-        product = product.cpu().numpy()
-        return product if x.ndim == 2 else product[:, 0]
+        return far - t["self_loops"][:, None] * u + t["matrix"] @ u
 
     def matmat(self, x: np.ndarray) -> np.ndarray:
         """D^-1/2 W D^-1/2 x for (N,) or (N, k) x, float64."""
@@ -727,6 +731,15 @@ class BackgroundOperator:
         self.n_products += 1 if x.ndim == 1 else x.shape[1]
         scale = self.scale if x.ndim == 1 else self.scale[:, None]
         return scale * self.adjacency_product(scale * x)
+
+    def tensor_matmat(self, x: torch.Tensor) -> torch.Tensor:
+        """D^-1/2 W D^-1/2 x for (N, k) float64 x, a tensor on the operator's device (what
+        ``eigensolvers.leading_eigenvectors`` applies; with the torch backend nothing leaves the device)."""
+        if self.backend == "numpy":
+            return torch.from_numpy(self.matmat(x.cpu().numpy())).to(x.device)
+        self.n_products += x.shape[1]
+        scale = self._torch.setdefault("scale", torch.as_tensor(self.scale, device=self.device)[:, None])
+        return scale * self._torch_adjacency_product(scale * x)
 
     def as_linear_operator(self) -> LinearOperator:
         return LinearOperator((self.n, self.n), matvec=self.matmat, matmat=self.matmat, dtype=np.float64)
@@ -749,7 +762,8 @@ def sparse_spectral_labels(
 
     Args:
         affinity: the direction's affinity model (``SparseAffinity``).
-        eigensolver: "lanczos" (ARPACK ``eigsh`` on the operator) or "lobpcg" (scipy, block solver).
+        eigensolver: "lanczos" (ARPACK ``eigsh`` on the operator), "lobpcg" (scipy, block solver) or
+            "block_lanczos" (``eigensolvers.leading_eigenvectors``, on the operator's device).
         tol: eigensolver tolerance (relative residual).
 
     Returns:
@@ -765,6 +779,18 @@ def sparse_spectral_labels(
         from rdx.methods.rdx import leading_eigenpairs  # here: rdx imports this module
 
         values, vectors = leading_eigenpairs(operator.as_linear_operator(), n_clusters, start, tol)
+    elif eigensolver == "block_lanczos":
+        # the torch solver on the operator's device (products, basis and Ritz vectors stay there); its
+        # start block begins with ARPACK's start vector, so the generator stays in step for k-means
+        block = start_block(n, block_size(n_clusters), start, random_state)
+        found = leading_eigenvectors(
+            operator.tensor_matmat,
+            n,
+            n_clusters,
+            torch.from_numpy(block).to(operator.device),
+            tol=tol,
+        )
+        values, vectors = found.values.cpu().numpy(), found.vectors.cpu().numpy()
     else:
         # a block wider than needed converges faster; its own seeded start, so the generator above
         # stays in step with the dense path for k-means
@@ -911,16 +937,30 @@ class SparseGraph:
 # choosing the path
 # ------------------------------------------------------------------------------------------------
 
-AUTO_EXACT_MAX_N = 20000  # above this the exact path is slow (O(N^2 log N) sorts) even where it fits
+AUTO_EXACT_MAX_N = (
+    20000  # on the CPU, above this the exact path is slow (O(N^2 log N) sorts) even where it fits
+)
 EXACT_MATRICES = 4.5  # peak of the exact path in N x N matrices of 4 bytes (measured 3.0-4.0 at N = 20,000)
+# On a GPU the exact path holds the difference and one direction's graph (N x N each) and row blocks of
+# at most DEFAULT_BLOCK_BYTES beside them; the third matrix is headroom (allocator, the grids' blocks).
+DEVICE_EXACT_MATRICES = 3.0
+DEVICE_MEMORY_FRACTION = 0.9  # of the free GPU memory the auto choice plans to use
 EXACT_OVERHEAD_BYTES = 1.0 * 1024**3  # imports, features, the eigensolver's vectors
 
 
-def exact_path_peak_bytes(n: int, dtype: str = "float32") -> float:
-    """Estimated peak memory of the exact path on N images (bytes): about ``EXACT_MATRICES`` N x N
-    matrices of ``dtype`` (rank matrices are int32 whatever the dtype) plus a fixed overhead."""
+def exact_path_peak_bytes(n: int, dtype: str = "float32", device_type: str = "cpu") -> float:
+    """Estimated peak memory of the exact path on N images (bytes), in host memory on the CPU
+    (``EXACT_MATRICES`` N x N matrices) or in the GPU's memory (``DEVICE_EXACT_MATRICES``), of ``dtype``
+    (rank matrices are int32 whatever the dtype), plus a fixed overhead."""
     item = np.dtype(dtype).itemsize
-    return EXACT_MATRICES * n * n * max(item, 4) + EXACT_OVERHEAD_BYTES
+    matrices = EXACT_MATRICES if device_type == "cpu" else DEVICE_EXACT_MATRICES
+    return matrices * n * n * max(item, 4) + EXACT_OVERHEAD_BYTES
+
+
+def device_memory_bytes(device: torch.device) -> float:
+    """Memory the auto choice may plan for on a GPU: ``DEVICE_MEMORY_FRACTION`` of its free memory now."""
+    free, _ = torch.cuda.mem_get_info(device)
+    return DEVICE_MEMORY_FRACTION * float(free)
 
 
 def available_memory_bytes() -> float:
