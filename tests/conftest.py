@@ -88,3 +88,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
+
+
+def tiny_sweep_job_overrides(checkpoints: str, experiment: str, baselines: str, swept: str) -> list[str]:
+    """One tiny job of a sweep built on `experiment=mnist_835` (a trajectory over checkpoints or
+    layers): ``experiment`` instead of mnist_835, ``baselines`` (e.g. "[kmeans]") beside RDX, no report
+    or significance, and the swept override (e.g. "model_a.select.step=2")."""
+    overrides = [
+        f"experiment={experiment}" if o == "experiment=mnist_835" else o
+        for o in tiny_compare_overrides(checkpoints)
+        if o != "baselines=[]"
+    ]
+    return [*overrides, f"baselines={baselines}", "report.enabled=false", "significance=off", swept]
+
+
+def run_sweep_job(cfg, folder, swept: str, *extra: str):
+    """Run ``cfg`` as the multirun runs a job: in ``folder``, with the swept override in ``job``."""
+    from rdx.compare import run_compare
+
+    return run_compare(cfg, folder, job={"overrides": [swept, *extra], "mode": "MULTIRUN"})

