@@ -117,7 +117,12 @@ def run_step(
     log.flush()
     started = time.monotonic()
     # its own process group, so a step out of time is killed with the workers it started
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # the repository first on the path, so the steps import this checkout's rdx without an install
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    environment = {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         status = "ok" if proc.wait(timeout=left) == 0 else f"failed (exit {proc.returncode})"
     except subprocess.TimeoutExpired:
