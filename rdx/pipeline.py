@@ -96,10 +96,7 @@ def compare_models(
     record = build_record(
         cfg, job, models, image_set, features, sources, cache, methods, inputs=inputs, key=key
     )
-    record.representations, record.planted = representations, planted
-    record.methods_skipped = skipped
-    with clock("agreement"):
-        method_agreement(record)
+    record.representations, record.planted, record.methods_skipped = representations, planted, skipped
     write_run(record, cfg, checked, Path(output_dir), image_set, features, clock)
     return record
 
@@ -174,18 +171,10 @@ def fit_methods(
         if checked.significance.enabled:
             with clock(f"{label}_significance"):
                 method = results[label]
+                inputs = (method, estimator, explanation, features, image_set, checked, nulls)
                 recorded_if_failing(
                     f"{label}: significance",
-                    partial(
-                        concept_significance,
-                        method,
-                        estimator,
-                        explanation,
-                        features,
-                        image_set,
-                        checked,
-                        nulls,
-                    ),
+                    partial(concept_significance, *inputs),
                     partial(significance_failed, method),
                 )
     return results, skipped
@@ -430,9 +419,11 @@ def write_run(
     features: dict[str, np.ndarray],
     clock: StageClock,
 ) -> None:
-    """Members file, figures, the HTML report and the W&B run from the record, then results.json (the
-    commit point)."""
+    """The methods' agreement, then the members file, figures, the HTML report and the W&B run from the
+    record, then results.json (the commit point)."""
     logger = checked.logger
+    with clock("agreement"):  # the methods' agreement is in the figures, the report and the W&B run
+        method_agreement(record)
     with clock("figures"):
         embedding = pca_embedding(features["A"], features["B"])
         record.embedding = {
