@@ -22,6 +22,7 @@ from rdx.metrics.significance import (
     significance_settings,
     stability,
     tight_group_bsr,
+    tight_group_ranks,
     tight_groups,
 )
 from rdx.record import MethodResult
@@ -66,6 +67,23 @@ def test_null_bsr_equals_the_plain_bsr_of_the_same_pseudo_grids(name, share, mon
     np.testing.assert_array_equal(
         null_bsr(X_M, X_O, 9, n_null=60, seed=1), plain_tight_group_bsr(X_M, X_O, anchors, 9)[1]
     )
+
+
+@pytest.mark.parametrize("name", list(datasets()))
+def test_tight_group_ranks_are_the_grids_silb_distances_minus_one_in_both_models(name):
+    """The ranks the null is built from give the metric's own SILB distances of each pseudo-grid, so any
+    statistic of them (BSR, TSD) equals the metric's."""
+    X_M, X_O = datasets()[name]
+    anchors = null_anchors(len(X_M), 40, seed=2)
+    ranks_M, ranks_O = tight_group_ranks(X_M, X_O, anchors, 9, block_bytes=100_000)
+    for grid, rank_M, rank_O in zip(tight_groups(X_M, anchors, 9), ranks_M, ranks_O, strict=True):
+        D_M, D_O = grid_pair_distances(X_M, grid), grid_pair_distances(X_O, grid)
+        np.testing.assert_array_equal(rank_M + 1, D_M)
+        np.testing.assert_array_equal(rank_O + 1, D_O)
+        off_diagonal = ~np.eye(9, dtype=bool)
+        assert np.mean((rank_O - rank_M)[off_diagonal]) == pytest.approx(
+            grid_scores(D_M, D_O)["tsd"], abs=1e-12
+        )
 
 
 def test_null_anchors_are_seeded_and_repeat_only_beyond_n():

@@ -77,19 +77,26 @@ def _squared_distances(features: torch.Tensor, squared_norms: torch.Tensor, rows
     return out
 
 
+def _root(squared: np.ndarray) -> np.ndarray:
+    """The square root as the metric takes it (``distance_rows``: torch's ``sqrt``), float64. Not numpy's:
+    torch's vectorised float64 square root is not always correctly rounded (on AVX-512 it returns
+    2.846049894151541 for 8.1, numpy 2.8460498941515415), and ranks must tie exactly where the metric's do."""
+    return torch.from_numpy(np.ascontiguousarray(squared, dtype=np.float64)).sqrt().numpy()
+
+
 def _same_root_bounds(squared: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The smallest and largest float64 x >= 0 with sqrt(x) == sqrt(s) for each s of ``squared``
+    """The smallest and largest float64 x >= 0 with root(x) == root(s) for each s of ``squared``
     (negative s count as 0, and the lower bound of 0 is the most negative finite float).
 
     Ranks are defined on square roots, which map neighbouring floats to one value; comparing squared
     distances against these bounds reproduces the comparisons of the roots exactly."""
     squared = np.maximum(squared, 0.0)
-    root = np.sqrt(squared)
+    root = _root(squared)
     low, high = squared.copy(), squared.copy()
     for _ in range(8):  # sqrt merges at most a few neighbouring floats; the loop ends after 2-3 steps
         below, above = np.nextafter(low, -np.inf), np.nextafter(high, np.inf)
-        step_down = (below >= 0) & (np.sqrt(np.maximum(below, 0)) == root)
-        step_up = np.sqrt(above) == root
+        step_down = (below >= 0) & (_root(np.maximum(below, 0)) == root)
+        step_up = _root(above) == root
         if not (step_down.any() or step_up.any()):
             break
         low[step_down], high[step_up] = below[step_down], above[step_up]
@@ -142,7 +149,7 @@ def _nearest(
     squared = _squared_distances(features, squared_norms, anchors)
     own = (np.arange(len(anchors)), anchors.numpy())
     squared[own] = 0.0
-    keys = np.sqrt(np.maximum(squared, 0.0, out=squared), out=squared)
+    keys = _root(np.maximum(squared, 0.0, out=squared))
     keys[own] = -np.inf
     return top_neighbours(torch.from_numpy(keys), size).numpy()
 
@@ -201,13 +208,13 @@ def tight_groups(X: np.ndarray, anchors: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def tight_group_bsr(
+def tight_group_ranks(
     X_M: np.ndarray, X_O: np.ndarray, anchors: np.ndarray, size: int, block_bytes: int = NULL_BLOCK_BYTES
-) -> np.ndarray:
-    """BSR (SILB) of the tight group of M around each anchor, explaining M against O, (len(anchors),).
-
-    Equal to ``grid_scores(*grid_pair_distances ...)["bsr"]`` of ``tight_groups(X_M, anchors, size)``,
-    computed in batches of pseudo-grids without an N x N matrix.
+) -> tuple[np.ndarray, np.ndarray]:
+    """The neighbour ranks inside the tight group of M around each anchor, in both models:
+    (ranks in M, ranks in O), each (len(anchors), size, size) int64, entry [p, a, c] the 0-based rank
+    of member c in member a's neighbour list over all N images (SILB = rank + 1), members in the order
+    of ``tight_groups(X_M, anchors, size)``. Computed in batches of pseudo-grids without an N x N matrix.
 
     Args:
         X_M, X_O: (N, d_M), (N, d_O) features of the same images in the explained and the other model.
@@ -224,16 +231,26 @@ def tight_group_bsr(
     explained = centred_features(X_M, torch.float64, cpu)
     other = centred_features(X_O, torch.float64, cpu)
     anchors = torch.as_tensor(np.asarray(anchors, dtype=np.int64))
-    off_diagonal = ~np.eye(size, dtype=bool)
-    out = np.empty(len(anchors), dtype=np.float64)
+    ranks_M = np.empty((len(anchors), size, size), dtype=np.int64)
+    ranks_O = np.empty_like(ranks_M)
     batch = _batch_size(n, size, block_bytes)
     for start in range(0, len(anchors), batch):
         part = anchors[start : start + batch]
         groups = torch.from_numpy(_nearest(*explained, part, size))
-        ranks_M = _group_ranks(*explained, groups)
-        ranks_O = _group_ranks(*other, groups)
-        out[start : start + len(part)] = (ranks_M < ranks_O)[:, off_diagonal].mean(axis=1)
-    return out
+        ranks_M[start : start + len(part)] = _group_ranks(*explained, groups)
+        ranks_O[start : start + len(part)] = _group_ranks(*other, groups)
+    return ranks_M, ranks_O
+
+
+def tight_group_bsr(
+    X_M: np.ndarray, X_O: np.ndarray, anchors: np.ndarray, size: int, block_bytes: int = NULL_BLOCK_BYTES
+) -> np.ndarray:
+    """BSR (SILB) of the tight group of M around each anchor, explaining M against O, (len(anchors),).
+
+    Equal to ``grid_scores(*grid_pair_distances ...)["bsr"]`` of ``tight_groups(X_M, anchors, size)``
+    (arguments as :func:`tight_group_ranks`)."""
+    ranks_M, ranks_O = tight_group_ranks(X_M, X_O, anchors, size, block_bytes)
+    return (ranks_M < ranks_O)[:, ~np.eye(size, dtype=bool)].mean(axis=1)
 
 
 def null_bsr(
