@@ -8,7 +8,8 @@ apart, not only whether it does. p and Benjamini-Hochberg q per statistic, as th
 (the BSR column reproduces the run's recorded q exactly; the script checks it).
 
 Then an upper bound on any per-concept threshold test built on these numbers: for each score (BSR, TSD,
-TSD over its null's median, and the two p-values), the threshold chosen *on these very concepts* that
+TSD over its null's median, the two p-values, BSR and TSD with the MNED and LSED distances, and the mean
+log ratio of the pairs' SILB distances), the threshold chosen *on these very concepts* that
 keeps the share of concepts at or above it <= 0.2 on every seed-twin comparison (``--twins``) and makes
 the smallest share on the other comparisons largest. Tuning on the calibration data is exactly what the
 issue forbids for the test; it is done here only to show what no threshold can reach.
@@ -65,6 +66,12 @@ def concept_rows(record, features: dict[str, np.ndarray]) -> list[dict]:
         for stat in STATISTICS:
             row[stat] = scores[stat]
             row[f"p_{stat}"] = p_value(scores[stat], nulls[key][stat])
+        for distance in ("mned", "lsed"):  # raw scores only (the oracle): the test's null is SILB's
+            other_pair = model_pair_distances(features["A"], features["B"], grid, distance)
+            other_scores = grid_scores(other_pair[side], other_pair[OTHER[side]])
+            row[f"{distance}_bsr"], row[f"{distance}_tsd"] = other_scores["bsr"], other_scores["tsd"]
+        off_diagonal = ~np.eye(len(grid), dtype=bool)
+        row["log_ratio"] = float(np.mean(np.log(pair[OTHER[side]][off_diagonal] / pair[side][off_diagonal])))
         row["tsd_null_median"] = float(np.median(nulls[key]["tsd"]))
         row["tsd_null_p95"] = float(np.quantile(nulls[key]["tsd"], 0.95))
         rows.append(row)
@@ -83,6 +90,11 @@ ORACLE_SCORES = {
     "TSD / its null's median": lambda row: row["tsd"] / row["tsd_null_median"],
     "1 - p (BSR)": lambda row: 1 - row["p_bsr"],
     "1 - p (TSD)": lambda row: 1 - row["p_tsd"],
+    "BSR (MNED)": lambda row: row["mned_bsr"],
+    "TSD (MNED)": lambda row: row["mned_tsd"],
+    "BSR (LSED)": lambda row: row["lsed_bsr"],
+    "TSD (LSED)": lambda row: row["lsed_tsd"],
+    "mean log(SILB in O / SILB in M)": lambda row: row["log_ratio"],
 }
 
 
