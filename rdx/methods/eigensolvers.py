@@ -60,18 +60,25 @@ def block_size(k: int) -> int:
 
 
 def _orthonormal(
-    vectors: torch.Tensor, basis: torch.Tensor | None, generator: torch.Generator
+    vectors: torch.Tensor,
+    basis: torch.Tensor | None,
+    generator: torch.Generator,
+    coefficients: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """An orthonormal basis of ``vectors`` (n, b) orthogonal to ``basis`` (n, m): classical Gram-Schmidt
     twice, then QR, and once more where a column lost most of its norm (its direction is then carried
     by few digits: Ritz vectors near convergence). A column that is numerically in the span of the basis
     and the columns before it (the Krylov space is exhausted) is replaced by a random one: the products
-    of every basis vector are computed, so any extra direction keeps the Rayleigh-Ritz pairs exact."""
+    of every basis vector are computed, so any extra direction keeps the Rayleigh-Ritz pairs exact.
+    ``coefficients`` (m, b), when given, is ``basis.T @ vectors`` already computed (the first pass's)."""
     norms = vectors.norm(dim=0)
     for _ in range(3):
         if basis is not None:
             for _ in range(2):
-                vectors = vectors - basis @ (basis.T @ vectors)
+                if coefficients is None:
+                    coefficients = basis.T @ vectors
+                vectors = vectors - basis @ coefficients
+                coefficients = None
         q, r = torch.linalg.qr(vectors)
         kept = r.diagonal().abs() / norms.clamp(min=1e-300)
         weak = kept <= 1e-12
@@ -176,14 +183,15 @@ def leading_eigenvectors(
         n_products += 1
         with single_thread():
             products[:, m : m + b] = product
-            coupling = basis[:, : m + b].T @ product  # V^T A V_new: the projection's new columns
+            # V^T A V_new: the projection's new columns, and the first Gram-Schmidt pass's coefficients
+            coupling = basis[:, : m + b].T @ product
             projection[: m + b, m : m + b] = coupling
             projection[m : m + b, :m] = coupling[:m].T
             m += b
             if m + b <= capacity and n_products % 2 == 1:
                 # the Rayleigh-Ritz check costs about as much as a product: every other step (one
                 # product more at worst), and always before a restart, which needs its Ritz vectors
-                basis[:, m : m + b] = _orthonormal(product, basis[:, :m], generator)
+                basis[:, m : m + b] = _orthonormal(product, basis[:, :m], generator, coupling)
                 continue
             theta, ritz = _symmetric_eigh(projection[:m, :m])
             wanted = ritz[:, -k:]
@@ -194,7 +202,7 @@ def leading_eigenvectors(
             if residual <= tol * scale:
                 return EigenResult(theta[-k:], vectors, n_products, b, residual, True)
             if m + b <= capacity:
-                basis[:, m : m + b] = _orthonormal(product, basis[:, :m], generator)
+                basis[:, m : m + b] = _orthonormal(product, basis[:, :m], generator, coupling)
                 continue
             if restarts == max_restarts:
                 log.warning(

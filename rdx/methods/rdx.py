@@ -297,33 +297,25 @@ def leading_eigenpairs(
     return eigsh(matrix, k=k, which="LA", v0=start, ncv=min(n, max(2 * k + 1, 20)), tol=tol)
 
 
-def symmetric_affinity(difference: torch.Tensor, exponent: float, tile: int | None = None) -> torch.Tensor:
+def symmetric_affinity(
+    difference: torch.Tensor, exponent: float, tile: int | None = None, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """The symmetrised affinity graph W = (Aff + Aff^T) / 2 of Aff = exp(exponent * D), zero diagonal.
 
-    Made tile by tile on D's device (each tile of Aff and its transposed tile once, never the N x N
-    affinity): one new (N, N) tensor in D's dtype; the same numbers as symmetrising ``exp(exponent * D)``.
+    Aff in one pass over D on D's device (two large operations), then symmetrised in place tile by tile
+    (``symmetrise_in_place``): one (N, N) tensor in D's dtype, ``out`` when given (memory reused from an
+    earlier graph: fresh N x N memory costs page faults); the same numbers as symmetrising
+    ``exp(exponent * D)``.
 
     Args:
         difference: (N, N) difference D, any device.
         exponent: -beta for direction "10", +beta for "01".
-        tile: rows and columns per tile (default: 2,048 on the CPU, 8,192 on a GPU; smaller tiles were
-            faster on one idle core but several times slower where the cores are shared).
+        tile: rows and columns per tile of the symmetrisation (default: ``symmetrise_in_place``'s).
+        out: (N, N) tensor like D to hold W.
     """
-    n = difference.shape[0]
-    tile = tile or (2048 if difference.device.type == "cpu" else 8192)
-    graph = torch.empty_like(difference)
-    for start in range(0, n, tile):
-        rows = slice(start, min(start + tile, n))
-        for other in range(start, n, tile):
-            cols = slice(other, min(other + tile, n))
-            upper = torch.mul(difference[rows, cols], exponent).exp_()
-            if other == start:
-                graph[rows, cols] = upper.add(upper.T).div_(2.0)
-                continue
-            lower = torch.mul(difference[cols, rows], exponent).exp_()
-            mean = upper.add_(lower.T).div_(2.0)
-            graph[rows, cols] = mean
-            graph[cols, rows] = mean.T
+    graph = torch.empty_like(difference) if out is None else out
+    torch.mul(difference, exponent, out=graph).exp_()
+    symmetrise_in_place(graph, tile)
     graph.fill_diagonal_(0.0)
     return graph
 
@@ -592,12 +584,14 @@ class ExactAffinity:
 
     def within_mean(self, members: np.ndarray) -> float:
         index = self._index(members)
+        # the |C| x |C| block gathered straight from D, summed in float64 over chunks of 2^22 / N rows
+        # (the chunks of a row gather of D, which this replaces: the same sums to the last bit)
+        chunk = max(1, (1 << 22) // self.difference.shape[1])
+        total = 0.0
         with single_thread():
-            rows = self.difference.index_select(0, index)
-            total = sum(
-                float(torch.mul(block.index_select(1, index).to(torch.float64), self.exponent).exp_().sum())
-                for block in _row_chunks(rows)
-            )
+            for start in range(0, len(index), chunk):
+                block = self.difference[index[start : start + chunk, None], index[None, :]]
+                total += float(torch.mul(block.to(torch.float64), self.exponent).exp_().sum())
         return total / (len(index) * len(index))
 
     def within_row_means(self, members: np.ndarray) -> np.ndarray:
@@ -649,6 +643,8 @@ class ExactGraph:
     differences: dict[str, tuple[torch.Tensor, float]] = field(default_factory=dict, init=False, repr=False)
     largest: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     neighbour_lists: dict[str, NeighbourLists] = field(default_factory=dict, init=False, repr=False)
+    clustered: set[str] = field(default_factory=set, init=False, repr=False)
+    graph_memory: torch.Tensor | None = field(default=None, init=False, repr=False)
 
     def add_difference(self, X_A: np.ndarray, X_B: np.ndarray, directions: tuple[str, ...]) -> None:
         """D_10 of one pair, row block by row block: both similarities' rows (guided), their difference."""
@@ -733,7 +729,11 @@ class ExactGraph:
 
     def cluster(self, direction: str) -> np.ndarray:
         matrix, _ = self.differences[direction]
-        graph = symmetric_affinity(matrix, self._exponent(direction))  # consumed by the clustering
+        # the graph is consumed by the clustering; its memory serves the next direction's graph (fresh
+        # N x N memory costs page faults) and is let go once every direction has been clustered
+        graph = symmetric_affinity(matrix, self._exponent(direction), out=self.graph_memory)
+        self.clustered.add(direction)
+        self.graph_memory = graph if self.clustered < self.differences.keys() else None
         if self.clustering == "spectral":
             return graph_spectral_labels(graph, self.n_clusters, self.random_state)
         return graph_centrality_clusters(
