@@ -584,13 +584,13 @@ class ExactAffinity:
 
     def within_mean(self, members: np.ndarray) -> float:
         index = self._index(members)
-        # the |C| x |C| block gathered straight from D, summed in float64 over chunks of 2^22 / N rows
-        # (the chunks of a row gather of D, which this replaces: the same sums to the last bit)
+        # the |C| x |C| block gathered chunk by chunk (2^22 / N member rows, then their members' columns),
+        # not as one |C| x N row gather, and summed in float64 per chunk
         chunk = max(1, (1 << 22) // self.difference.shape[1])
         total = 0.0
         with single_thread():
             for start in range(0, len(index), chunk):
-                block = self.difference[index[start : start + chunk, None], index[None, :]]
+                block = self.difference.index_select(0, index[start : start + chunk]).index_select(1, index)
                 total += float(torch.mul(block.to(torch.float64), self.exponent).exp_().sum())
         return total / (len(index) * len(index))
 
