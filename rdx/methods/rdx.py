@@ -43,7 +43,13 @@ from sklearn.cluster import k_means
 
 from rdx.methods import sparse_rdx
 from rdx.methods.checks import check_positive_int, check_positive_number
-from rdx.methods.eigensolvers import block_size, leading_eigenvectors, single_thread, start_block
+from rdx.methods.eigensolvers import (
+    DENSE_BASIS_BLOCKS,
+    block_size,
+    leading_eigenvectors,
+    single_thread,
+    start_block,
+)
 from rdx.methods.explanation import DIRECTION_TO_SIDE, Concept, Explanation
 from rdx.methods.grids import GRID_STRATEGIES, AffinityBlock, ScalableAffinity, nearest_members, select_grid
 from rdx.methods.neighbourhoods import (
@@ -391,6 +397,7 @@ def graph_spectral_labels(graph: torch.Tensor, n_clusters: int, random_state: in
         n_clusters,
         torch.from_numpy(start).to(graph.device),
         tol=spectral_tolerance(graph.dtype),
+        basis_blocks=DENSE_BASIS_BLOCKS,
     )
     embedding = (found.vectors * scale).cpu().numpy()
     with single_thread():
