@@ -54,7 +54,7 @@ def centred_features(
     translation invariant); rounding it keeps exact data exact, so exactly tied distances (integer or
     quantised features) stay tied and are broken by index.
     """
-    features = torch.as_tensor(np.asarray(X)).to(device=device, dtype=dtype, copy=True)
+    features = torch.tensor(np.asarray(X), dtype=dtype, device=device)  # a copy, converted once
     features -= torch.round(features.mean(dim=0, keepdim=True))
     return features, (features * features).sum(dim=1)
 
