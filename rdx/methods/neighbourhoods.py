@@ -424,10 +424,11 @@ def _order_of_rows(
     shift = max(1, (n - 1).bit_length())
     if shift > 32:
         raise ValueError(f"N = {n} is too large for packed sort keys (at most 2^32 images)")
-    # ((key bits + 1) << c) | column in int64 (three plain passes: faster on the CPU than one mixed-type
-    # add)
+    # ((key bits + 1) << c) | column in int64: a widening copy, then one multiply-add (two plain passes are
+    # faster on the CPU than one mixed-type add)
     packed = integer_keys.to(torch.int64) if out is None else out.copy_(integer_keys)
-    packed.mul_(1 << shift).add_(torch.arange(1 << shift, (1 << shift) + n, device=keys.device))
+    codes = torch.arange(1 << shift, (1 << shift) + n, device=keys.device)
+    torch.add(codes, packed, alpha=1 << shift, out=packed)
     packed[local, own] = own
     sort_rows_in_place(packed)
     if nearest is not None:
