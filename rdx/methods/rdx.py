@@ -572,6 +572,7 @@ class ExactAffinity:
         self.features = features
         self.neighbour_lists = neighbour_lists
         self.device = difference.device
+        self._within_memory: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def _index(self, indices: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(indices, dtype=np.int64)).to(self.device)
@@ -591,15 +592,31 @@ class ExactAffinity:
 
     def within_mean(self, members: np.ndarray) -> float:
         index = self._index(members)
-        # the |C| x |C| block gathered chunk by chunk (2^22 / N member rows, then their members' columns),
-        # not as one |C| x N row gather, and summed in float64 per chunk
+        m = len(index)
+        # the |C| x |C| block gathered chunk by chunk (2^22 / N member rows, then their members' columns)
+        # and summed in float64 per chunk, in memory reused from chunk to chunk and cluster to cluster
+        # (fresh chunk-sized memory costs page faults every time, more than the arithmetic)
         chunk = max(1, (1 << 22) // self.difference.shape[1])
+        if self._within_memory is None:
+            self._within_memory = (
+                torch.empty(
+                    (chunk, self.difference.shape[1]), dtype=self.difference.dtype, device=self.device
+                ),
+                torch.empty(
+                    chunk * self.difference.shape[1], dtype=self.difference.dtype, device=self.device
+                ),
+                torch.empty(chunk * self.difference.shape[1], dtype=torch.float64, device=self.device),
+            )
+        rows_memory, block_memory, exponentials = self._within_memory
         total = 0.0
         with single_thread():
-            for start in range(0, len(index), chunk):
-                block = self.difference.index_select(0, index[start : start + chunk]).index_select(1, index)
-                total += float(torch.mul(block.to(torch.float64), self.exponent).exp_().sum())
-        return total / (len(index) * len(index))
+            for start in range(0, m, chunk):
+                part = index[start : start + chunk]
+                rows = torch.index_select(self.difference, 0, part, out=rows_memory[: len(part)])
+                block = torch.index_select(rows, 1, index, out=block_memory[: len(part) * m].view(-1, m))
+                values = exponentials[: len(part) * m].view(-1, m).copy_(block)
+                total += float(values.mul_(self.exponent).exp_().sum())
+        return total / (m * m)
 
     def within_row_means(self, members: np.ndarray) -> np.ndarray:
         return self(members, members).mean(axis=1)
