@@ -9,8 +9,10 @@ restarts (``leading_eigenvectors``), or a dense eigendecomposition for tiny prob
 Why a block method: a product of a dense N x N float32 matrix with a block of 16 vectors costs about
 two matrix-vector products on a 2-core CPU (it reads the matrix once), and on a GPU a block is as cheap
 as a vector. Measured at N = 5,000 (bench_rdx's data): ARPACK (``scipy.sparse.linalg.eigsh``) needed
-~100 matrix-vector products per direction, block Lanczos with 16 vectors 8-23 block products for the
-same labels.
+~100 matrix-vector products per direction, block Lanczos with 16 vectors 20-28 block products for the
+same labels (a basis of 40 blocks), 22-32 when it restarts at 12 blocks (``DENSE_BASIS_BLOCKS``, the
+exact path's choice: its Gram-Schmidt and Rayleigh-Ritz work grows with the basis and, on one CPU
+thread, costs more than the few extra products).
 """
 
 from __future__ import annotations

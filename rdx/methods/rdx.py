@@ -639,8 +639,9 @@ class ExactGraph:
     """The exact path: every difference a dense (N, N) tensor in ``dtype`` on the torch ``device``.
 
     Holds one difference (two when aligned) where it was made; clustering makes the N x N symmetrised
-    affinity of a direction on the same device and consumes it, so the path holds at most two N x N
-    matrices (plus row blocks while the difference is made). On the default variant (neighbour ranks,
+    affinity of a direction on the same device and consumes it (its memory then holds the next
+    direction's graph), so the path holds at most two N x N matrices (plus row blocks while the
+    difference is made). On the default variant (neighbour ranks,
     no guidance) the ranks of a row block are made, differenced and dropped, block by block. Only the
     spectral embedding (N, k), small blocks for the grids and the results leave the device. Implements
     ``DifferenceGraph``; the parameters are ``RDX``'s of the same names (``gamma`` the resolved
