@@ -298,7 +298,9 @@ class NeighbourRanker:
     position of j in i's neighbour list by Euclidean distance; R[i, i] = 0 even among duplicate points;
     ties are broken by index. One matrix multiply and one sort per block (``_order_of_rows``), inverted
     by a scatter; the N x N distance matrix is never held. With ``keep`` > 0 the ranker also fills
-    ``lists`` (``NeighbourLists``) with each row's ``keep`` nearest others as the rows are ranked.
+    ``lists`` (``NeighbourLists``) with each row's ``keep`` nearest others as the rows are ranked. Two
+    rankers that take turns may share one ``workspace`` (an empty dict), so one set of block memory
+    serves both.
     """
 
     def __init__(
@@ -307,12 +309,15 @@ class NeighbourRanker:
         dtype: str | type = "float32",
         device: str | torch.device | None = "auto",
         keep: int = 0,
+        workspace: dict[str, torch.Tensor] | None = None,
     ) -> None:
         device = resolve_device(device)
         self.features, self.squared_norms = centred_features(X, torch_dtype(dtype), device)
         n = self.features.shape[0]
         self.positions = torch.arange(n, device=device, dtype=torch.int32)
-        self._work: dict[str, torch.Tensor] | None = None
+        # the block's keys and sort keys: memory of this ranker's own, or shared with rankers of the
+        # same N, dtype and device that run one at a time (a dict, filled on first use)
+        self._work = {} if workspace is None else workspace
         self.lists: NeighbourLists | None = None
         keep = min(keep, n - 1)
         if keep > 0:
@@ -328,12 +333,12 @@ class NeighbourRanker:
         the ranker reuses from block to block (fresh block-sized memory costs page faults every time);
         pass ``out`` to do the same for the ranks."""
         b, n = rows.stop - rows.start, self.features.shape[0]
-        if self._work is None or self._work["keys"].shape[0] < b:
-            self._work = {
-                "keys": torch.empty((b, n), dtype=self.features.dtype, device=self.features.device),
-                "scratch": torch.empty((b, n), dtype=self.features.dtype, device=self.features.device),
-                "packed": torch.empty((b, n), dtype=torch.int64, device=self.features.device),
-            }
+        if not self._work or self._work["keys"].shape[0] < b:
+            self._work.update(
+                keys=torch.empty((b, n), dtype=self.features.dtype, device=self.features.device),
+                scratch=torch.empty((b, n), dtype=self.features.dtype, device=self.features.device),
+                packed=torch.empty((b, n), dtype=torch.int64, device=self.features.device),
+            )
         work = {name: buffer[:b] for name, buffer in self._work.items()}
         keys = _squared_distance_block(
             self.features, self.squared_norms, rows, out=work["keys"], scratch=work["scratch"], clamp=False

@@ -704,11 +704,13 @@ class ExactGraph:
         """rows -> (S_A[rows], S_B[rows]) on ``device``. Unguided neighbour ranks are made per block from
         the features; other similarities and guidance from the full (N, N) matrices on the host."""
         if self.similarity == "neighborhood" and self.guide_labels is None:
-            rankers, buffers = {}, {}
+            rankers, buffers, workspace = {}, {}, {}
             for side, X in (("A", X_A), ("B", X_B)):
                 # the grids of a side are drawn in its own features: keep their nearest neighbours
                 explained = self.features is not None and self.features[side] is X
-                rankers[side] = NeighbourRanker(X, self.dtype, device, keep=NEAREST_KEPT if explained else 0)
+                keep = NEAREST_KEPT if explained else 0
+                # the two rankers take turns, so they share one block memory (workspace)
+                rankers[side] = NeighbourRanker(X, self.dtype, device, keep=keep, workspace=workspace)
                 if explained:
                     self.neighbour_lists[side] = rankers[side].lists
 
