@@ -606,8 +606,9 @@ def symmetrise_in_place(
     On the CPU the tiles are small (256 rows and columns by default), so a tile and its transposed
     partner stay in cache, and they are worked on one thread (``single_thread``): one small
     multi-threaded operation per tile ends at a barrier that costs a time slice where other jobs hold
-    the cores (measured at N = 5,000: ~25 ms idle and ~70 ms under a load of 2 on one thread, 0.6-6 s
-    multi-threaded, against 60 ms idle for 2,048 tiles). On a GPU the tiles are 8,192.
+    the cores (measured at N = 5,000 with the exp pass before it: ~55 ms idle and ~85 ms beside two busy
+    loops on one thread; multi-threaded, 256 and 512 tiles took 6.4 s and 1.7 s beside them). On a GPU
+    the tiles are 8,192.
     """
     tensor = torch.from_numpy(matrix) if isinstance(matrix, np.ndarray) else matrix
     on_cpu = tensor.device.type == "cpu"
