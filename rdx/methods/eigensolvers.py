@@ -9,8 +9,10 @@ restarts (``leading_eigenvectors``), or a dense eigendecomposition for tiny prob
 Why a block method: a product of a dense N x N float32 matrix with a block of 16 vectors costs about
 two matrix-vector products on a 2-core CPU (it reads the matrix once), and on a GPU a block is as cheap
 as a vector. Measured at N = 5,000 (bench_rdx's data): ARPACK (``scipy.sparse.linalg.eigsh``) needed
-~100 matrix-vector products per direction, block Lanczos with 16 vectors 8-23 block products for the
-same labels.
+~100 matrix-vector products per direction, block Lanczos with 16 vectors 20-28 block products for the
+same labels (a basis of 40 blocks), 22-32 when it restarts at 12 blocks (``DENSE_BASIS_BLOCKS``, the
+exact path's choice: its Gram-Schmidt and Rayleigh-Ritz work grows with the basis and, on one CPU
+thread, costs more than the few extra products).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ log = logging.getLogger(__name__)
 MatMat = Callable[[torch.Tensor], torch.Tensor]
 MIN_BLOCK = 16  # vectors per block product: about the price of two matrix-vector products on a CPU
 BASIS_BLOCKS = 40  # blocks kept before a thick restart (N x 40 x 16 float64 vectors)
+# blocks kept for a dense operator (the exact path): its products are cheap against the Gram-Schmidt
+# and Rayleigh-Ritz work on a long basis, which grows with the basis; restarting at 12 blocks took a
+# few more products and ~25 % less time on bench_rdx's graphs (N = 5,000), with the same labels
+DENSE_BASIS_BLOCKS = 12
 MAX_RESTARTS = 20
 
 
@@ -60,18 +66,25 @@ def block_size(k: int) -> int:
 
 
 def _orthonormal(
-    vectors: torch.Tensor, basis: torch.Tensor | None, generator: torch.Generator
+    vectors: torch.Tensor,
+    basis: torch.Tensor | None,
+    generator: torch.Generator,
+    coefficients: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """An orthonormal basis of ``vectors`` (n, b) orthogonal to ``basis`` (n, m): classical Gram-Schmidt
     twice, then QR, and once more where a column lost most of its norm (its direction is then carried
     by few digits: Ritz vectors near convergence). A column that is numerically in the span of the basis
     and the columns before it (the Krylov space is exhausted) is replaced by a random one: the products
-    of every basis vector are computed, so any extra direction keeps the Rayleigh-Ritz pairs exact."""
+    of every basis vector are computed, so any extra direction keeps the Rayleigh-Ritz pairs exact.
+    ``coefficients`` (m, b), when given, is ``basis.T @ vectors`` already computed (the first pass's)."""
     norms = vectors.norm(dim=0)
     for _ in range(3):
         if basis is not None:
             for _ in range(2):
-                vectors = vectors - basis @ (basis.T @ vectors)
+                if coefficients is None:
+                    coefficients = basis.T @ vectors
+                vectors = vectors - basis @ coefficients
+                coefficients = None
         q, r = torch.linalg.qr(vectors)
         kept = r.diagonal().abs() / norms.clamp(min=1e-300)
         weak = kept <= 1e-12
@@ -176,14 +189,15 @@ def leading_eigenvectors(
         n_products += 1
         with single_thread():
             products[:, m : m + b] = product
-            coupling = basis[:, : m + b].T @ product  # V^T A V_new: the projection's new columns
+            # V^T A V_new: the projection's new columns, and the first Gram-Schmidt pass's coefficients
+            coupling = basis[:, : m + b].T @ product
             projection[: m + b, m : m + b] = coupling
             projection[m : m + b, :m] = coupling[:m].T
             m += b
             if m + b <= capacity and n_products % 2 == 1:
                 # the Rayleigh-Ritz check costs about as much as a product: every other step (one
                 # product more at worst), and always before a restart, which needs its Ritz vectors
-                basis[:, m : m + b] = _orthonormal(product, basis[:, :m], generator)
+                basis[:, m : m + b] = _orthonormal(product, basis[:, :m], generator, coupling)
                 continue
             theta, ritz = _symmetric_eigh(projection[:m, :m])
             wanted = ritz[:, -k:]
@@ -194,7 +208,7 @@ def leading_eigenvectors(
             if residual <= tol * scale:
                 return EigenResult(theta[-k:], vectors, n_products, b, residual, True)
             if m + b <= capacity:
-                basis[:, m : m + b] = _orthonormal(product, basis[:, :m], generator)
+                basis[:, m : m + b] = _orthonormal(product, basis[:, :m], generator, coupling)
                 continue
             if restarts == max_restarts:
                 log.warning(

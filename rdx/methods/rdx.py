@@ -43,7 +43,13 @@ from sklearn.cluster import k_means
 
 from rdx.methods import sparse_rdx
 from rdx.methods.checks import check_positive_int, check_positive_number
-from rdx.methods.eigensolvers import block_size, leading_eigenvectors, single_thread, start_block
+from rdx.methods.eigensolvers import (
+    DENSE_BASIS_BLOCKS,
+    block_size,
+    leading_eigenvectors,
+    single_thread,
+    start_block,
+)
 from rdx.methods.explanation import DIRECTION_TO_SIDE, Concept, Explanation
 from rdx.methods.grids import GRID_STRATEGIES, AffinityBlock, ScalableAffinity, nearest_members, select_grid
 from rdx.methods.neighbourhoods import (
@@ -297,33 +303,25 @@ def leading_eigenpairs(
     return eigsh(matrix, k=k, which="LA", v0=start, ncv=min(n, max(2 * k + 1, 20)), tol=tol)
 
 
-def symmetric_affinity(difference: torch.Tensor, exponent: float, tile: int | None = None) -> torch.Tensor:
+def symmetric_affinity(
+    difference: torch.Tensor, exponent: float, tile: int | None = None, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """The symmetrised affinity graph W = (Aff + Aff^T) / 2 of Aff = exp(exponent * D), zero diagonal.
 
-    Made tile by tile on D's device (each tile of Aff and its transposed tile once, never the N x N
-    affinity): one new (N, N) tensor in D's dtype; the same numbers as symmetrising ``exp(exponent * D)``.
+    Aff in one pass over D on D's device (two large operations), then symmetrised in place tile by tile
+    (``symmetrise_in_place``): one (N, N) tensor in D's dtype, ``out`` when given (memory reused from an
+    earlier graph: fresh N x N memory costs page faults); the same numbers as symmetrising
+    ``exp(exponent * D)``.
 
     Args:
         difference: (N, N) difference D, any device.
         exponent: -beta for direction "10", +beta for "01".
-        tile: rows and columns per tile (default: 2,048 on the CPU, 8,192 on a GPU; smaller tiles were
-            faster on one idle core but several times slower where the cores are shared).
+        tile: rows and columns per tile of the symmetrisation (default: ``symmetrise_in_place``'s).
+        out: (N, N) tensor like D to hold W.
     """
-    n = difference.shape[0]
-    tile = tile or (2048 if difference.device.type == "cpu" else 8192)
-    graph = torch.empty_like(difference)
-    for start in range(0, n, tile):
-        rows = slice(start, min(start + tile, n))
-        for other in range(start, n, tile):
-            cols = slice(other, min(other + tile, n))
-            upper = torch.mul(difference[rows, cols], exponent).exp_()
-            if other == start:
-                graph[rows, cols] = upper.add(upper.T).div_(2.0)
-                continue
-            lower = torch.mul(difference[cols, rows], exponent).exp_()
-            mean = upper.add_(lower.T).div_(2.0)
-            graph[rows, cols] = mean
-            graph[cols, rows] = mean.T
+    graph = torch.empty_like(difference) if out is None else out
+    torch.mul(difference, exponent, out=graph).exp_()
+    symmetrise_in_place(graph, tile)
     graph.fill_diagonal_(0.0)
     return graph
 
@@ -399,6 +397,7 @@ def graph_spectral_labels(graph: torch.Tensor, n_clusters: int, random_state: in
         n_clusters,
         torch.from_numpy(start).to(graph.device),
         tol=spectral_tolerance(graph.dtype),
+        basis_blocks=DENSE_BASIS_BLOCKS,
     )
     embedding = (found.vectors * scale).cpu().numpy()
     with single_thread():
@@ -573,6 +572,7 @@ class ExactAffinity:
         self.features = features
         self.neighbour_lists = neighbour_lists
         self.device = difference.device
+        self._within_memory: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def _index(self, indices: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(indices, dtype=np.int64)).to(self.device)
@@ -592,13 +592,31 @@ class ExactAffinity:
 
     def within_mean(self, members: np.ndarray) -> float:
         index = self._index(members)
-        with single_thread():
-            rows = self.difference.index_select(0, index)
-            total = sum(
-                float(torch.mul(block.index_select(1, index).to(torch.float64), self.exponent).exp_().sum())
-                for block in _row_chunks(rows)
+        m = len(index)
+        # the |C| x |C| block gathered chunk by chunk (2^22 / N member rows, then their members' columns)
+        # and summed in float64 per chunk, in memory reused from chunk to chunk and cluster to cluster
+        # (fresh chunk-sized memory costs page faults every time, more than the arithmetic)
+        chunk = max(1, (1 << 22) // self.difference.shape[1])
+        if self._within_memory is None:
+            self._within_memory = (
+                torch.empty(
+                    (chunk, self.difference.shape[1]), dtype=self.difference.dtype, device=self.device
+                ),
+                torch.empty(
+                    chunk * self.difference.shape[1], dtype=self.difference.dtype, device=self.device
+                ),
+                torch.empty(chunk * self.difference.shape[1], dtype=torch.float64, device=self.device),
             )
-        return total / (len(index) * len(index))
+        rows_memory, block_memory, exponentials = self._within_memory
+        total = 0.0
+        with single_thread():
+            for start in range(0, m, chunk):
+                part = index[start : start + chunk]
+                rows = torch.index_select(self.difference, 0, part, out=rows_memory[: len(part)])
+                block = torch.index_select(rows, 1, index, out=block_memory[: len(part) * m].view(-1, m))
+                values = exponentials[: len(part) * m].view(-1, m).copy_(block)
+                total += float(values.mul_(self.exponent).exp_().sum())
+        return total / (m * m)
 
     def within_row_means(self, members: np.ndarray) -> np.ndarray:
         return self(members, members).mean(axis=1)
@@ -621,8 +639,9 @@ class ExactGraph:
     """The exact path: every difference a dense (N, N) tensor in ``dtype`` on the torch ``device``.
 
     Holds one difference (two when aligned) where it was made; clustering makes the N x N symmetrised
-    affinity of a direction on the same device and consumes it, so the path holds at most two N x N
-    matrices (plus row blocks while the difference is made). On the default variant (neighbour ranks,
+    affinity of a direction on the same device and consumes it (its memory then holds the next
+    direction's graph), so the path holds at most two N x N matrices (plus row blocks while the
+    difference is made). On the default variant (neighbour ranks,
     no guidance) the ranks of a row block are made, differenced and dropped, block by block. Only the
     spectral embedding (N, k), small blocks for the grids and the results leave the device. Implements
     ``DifferenceGraph``; the parameters are ``RDX``'s of the same names (``gamma`` the resolved
@@ -649,6 +668,8 @@ class ExactGraph:
     differences: dict[str, tuple[torch.Tensor, float]] = field(default_factory=dict, init=False, repr=False)
     largest: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     neighbour_lists: dict[str, NeighbourLists] = field(default_factory=dict, init=False, repr=False)
+    clustered: set[str] = field(default_factory=set, init=False, repr=False)
+    graph_memory: torch.Tensor | None = field(default=None, init=False, repr=False)
 
     def add_difference(self, X_A: np.ndarray, X_B: np.ndarray, directions: tuple[str, ...]) -> None:
         """D_10 of one pair, row block by row block: both similarities' rows (guided), their difference."""
@@ -683,11 +704,13 @@ class ExactGraph:
         """rows -> (S_A[rows], S_B[rows]) on ``device``. Unguided neighbour ranks are made per block from
         the features; other similarities and guidance from the full (N, N) matrices on the host."""
         if self.similarity == "neighborhood" and self.guide_labels is None:
-            rankers, buffers = {}, {}
+            rankers, buffers, workspace = {}, {}, {}
             for side, X in (("A", X_A), ("B", X_B)):
                 # the grids of a side are drawn in its own features: keep their nearest neighbours
                 explained = self.features is not None and self.features[side] is X
-                rankers[side] = NeighbourRanker(X, self.dtype, device, keep=NEAREST_KEPT if explained else 0)
+                keep = NEAREST_KEPT if explained else 0
+                # the two rankers take turns, so they share one block memory (workspace)
+                rankers[side] = NeighbourRanker(X, self.dtype, device, keep=keep, workspace=workspace)
                 if explained:
                     self.neighbour_lists[side] = rankers[side].lists
 
@@ -733,7 +756,11 @@ class ExactGraph:
 
     def cluster(self, direction: str) -> np.ndarray:
         matrix, _ = self.differences[direction]
-        graph = symmetric_affinity(matrix, self._exponent(direction))  # consumed by the clustering
+        # the graph is consumed by the clustering; its memory serves the next direction's graph (fresh
+        # N x N memory costs page faults) and is let go once every direction has been clustered
+        graph = symmetric_affinity(matrix, self._exponent(direction), out=self.graph_memory)
+        self.clustered.add(direction)
+        self.graph_memory = graph if self.clustered < self.differences.keys() else None
         if self.clustering == "spectral":
             return graph_spectral_labels(graph, self.n_clusters, self.random_state)
         return graph_centrality_clusters(
