@@ -82,6 +82,9 @@ def test_each_concept_card_shows_its_significance_and_stability(browser, report_
         significant = concept.q_value < record.main.significance["alpha"]
         word = "significant" if significant else "not significant"
         assert badges == [f"{word} · q {concept.q_value:.3f}", f"stability {concept.stability:.2f}"]
+        # its explanation says what the test cannot tell (docs/significance.md), with the exact p
+        title = card.find_element("css selector", ".badge").get_attribute("title")
+        assert f"p {concept.p_value:.4f}" in title and "does not tell a seed-level difference" in title
 
 
 def test_a_concept_shows_all_its_members_across_pages(browser, report_run):

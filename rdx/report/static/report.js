@@ -229,7 +229,9 @@
           class: "badge " + (significant ? "significant" : "not-significant"),
           title:
             `difference test: the grid's BSR against tight groups of ${sideName(concept.side)} ` +
-            `(p ${fmt(concept.p, 4)}; q: Benjamini-Hochberg over the method's concepts)`,
+            `(p ${fmt(concept.p, 4)}; q: Benjamini-Hochberg over the method's concepts). ` +
+            "It asks whether the grid is more specific to this model than a typical tight group of it; " +
+            "it does not tell a seed-level difference from a designed one (docs/significance.md).",
           text: `${significant ? "significant" : "not significant"} · q ${fmt(concept.q, 3)}`,
         })
       );
