@@ -21,8 +21,10 @@ Usage (from the repository root)::
 With ``--floor`` the worker of (a) also times the floor of the exact method on the same data, in the same
 process, alternating with the fits: both models' distance products (the blocked matrix multiplies of
 the fit) and the sorts of their rows (the packed-key sort the fit's ranks use, on already packed keys),
-nothing else. ``--repeats`` repeats (a)'s fit (and floor) in its process; times are medians, with the
-process CPU time beside the wall time (a shared machine inflates wall times).
+nothing else; after the fits it also times ``method_floor``, the floor plus the parts any exact RDX with
+the fit's labels must also do (a lower bound of the fit). ``--repeats`` repeats (a)'s fit (and floor)
+in its process; times are medians, with the process CPU time beside the wall time (a shared machine
+inflates wall times).
 
 Importable by path (``importlib``): ``plain_rdx`` and ``make_pair`` are what the tests use.
 """
@@ -286,6 +288,142 @@ def distance_floor(
     }
 
 
+def _median_seconds(work: Any, repeats: int, synchronise: Any) -> float:
+    times = []
+    for _ in range(repeats):
+        synchronise()
+        started = time.perf_counter()
+        work()
+        synchronise()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def method_floor(
+    X_A: np.ndarray, X_B: np.ndarray, model: Any, floor_s: float, repeats: int = 5, device: str = "auto"
+) -> dict[str, Any]:
+    """What an exact RDX with this fit's labels must do besides the floor, each part timed alone here.
+
+    Beyond the distance products and row sorts (``distance_floor``), any exact RDX on neighbour ranks
+    with this fit's labels has to: invert each sorted row into ranks (a scatter per row block), evaluate
+    the difference formula once per pair (tanh of a ratio), exponentiate the difference once per
+    direction (the affinity), multiply the direction's graph with as many blocks of vectors as this fit's
+    eigensolver needed for its labels (``model``'s recorded block products, each product timed on a
+    graph of the same size and dtype) and run the same k-means (10 initialisations, one thread) on the
+    same embedding. Everything else the fit does is left out (packing the sort keys, symmetrising the
+    graph, degrees, the Krylov basis and Rayleigh-Ritz, ordering the clusters, the grids), so the sum
+    is a lower bound: no implementation with this fit's labels, made of these operations, can be
+    faster than ``floor_s`` + the parts. Medians of ``repeats``. Returns the parts' seconds,
+    "bound_s" (floor + parts) and "bound_over_floor".
+    """
+    import torch
+
+    from rdx.methods.neighbourhoods import resolve_device
+
+    device = resolve_device(device)
+    synchronise = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    inversion, ranks = _rank_inversion(X_A, X_B, device, repeats, synchronise)
+    formula, difference = _difference_formula(ranks, model.gamma_, repeats, synchronise)
+    del ranks
+    parts = {"rank_inversion_s": inversion, "difference_formula_s": formula}
+    graph = torch.empty_like(difference)
+    for direction, sign in (("10", 1.0), ("01", -1.0)):
+        record = model.explanation_.info["exact"]["spectral"][direction]
+        found = _direction_parts(difference, -model.beta * sign, graph, record, model, repeats, synchronise)
+        for key, seconds in found.items():
+            parts[key] = parts.get(key, 0.0) + seconds
+    bound = floor_s + sum(parts.values())
+    return {**parts, "floor_s": floor_s, "bound_s": bound, "bound_over_floor": bound / floor_s}
+
+
+def _rank_inversion(X_A: np.ndarray, X_B: np.ndarray, device: Any, repeats: int, synchronise: Any) -> tuple:
+    """Both models' rank matrices, made as the floor makes its sorted rows; (seconds of the scatters that
+    invert the sorted rows alone, [ranks_A, ranks_B] (N, N) int32)."""
+    import torch
+
+    from rdx.methods.neighbourhoods import (
+        DEFAULT_BLOCK_BYTES,
+        ROW_BYTES_PER_ENTRY,
+        centred_features,
+        row_blocks,
+        sort_rows_in_place,
+        torch_dtype,
+    )
+
+    n = X_A.shape[0]
+    shift = max(1, (n - 1).bit_length())
+    positions = torch.arange(n, dtype=torch.int32, device=device)
+    ranks = [torch.empty((n, n), dtype=torch.int32, device=device) for _ in range(2)]
+    seconds = 0.0
+    for X, model_ranks in zip((X_A, X_B), ranks, strict=True):
+        features, _ = centred_features(X, torch_dtype("float32"), device)
+        for rows in row_blocks(n, n, 2 * ROW_BYTES_PER_ENTRY + 12, DEFAULT_BLOCK_BYTES):
+            packed = (features[rows] @ features.T).clamp_(min=0.0).view(torch.int32).to(torch.int64)
+            packed.mul_(1 << shift).add_(torch.arange(n, device=device))
+            sort_rows_in_place(packed)
+            order = packed.bitwise_and_((1 << shift) - 1)
+            scatter = functools.partial(
+                model_ranks[rows].scatter_, 1, order, positions.expand(len(order), -1)
+            )
+            seconds += _median_seconds(scatter, repeats, synchronise)
+    return seconds, ranks
+
+
+def _difference_formula(ranks: list, gamma: float, repeats: int, synchronise: Any) -> tuple:
+    """(seconds of the locally biased difference of the two rank matrices, row block by row block, the
+    fit's function and blocks; the (N, N) float32 difference)."""
+    import torch
+
+    from rdx.methods.neighbourhoods import DEFAULT_BLOCK_BYTES, ROW_BYTES_PER_ENTRY, row_blocks
+    from rdx.methods.rdx import locally_biased_rows
+
+    n = ranks[0].shape[0]
+    difference = torch.empty((n, n), dtype=torch.float32, device=ranks[0].device)
+    blocks = list(row_blocks(n, n, 2 * ROW_BYTES_PER_ENTRY + 12, DEFAULT_BLOCK_BYTES))
+    scratch = torch.empty((blocks[0].stop, n), dtype=torch.float32, device=ranks[0].device)
+
+    def formula() -> None:
+        for rows in blocks:
+            lower = scratch[: rows.stop - rows.start]
+            a, b = ranks[0][rows], ranks[1][rows]
+            locally_biased_rows(a, b, gamma, torch.float32, out=difference[rows], scratch=lower)
+
+    return _median_seconds(formula, repeats, synchronise), difference
+
+
+def _direction_parts(
+    difference: Any, exponent: float, graph: Any, record: dict, model: Any, repeats: int, synchronise: Any
+) -> dict[str, float]:
+    """One direction's parts of ``method_floor``: its exp pass, its eigensolver's block products (the
+    fit's count times one product on its graph) and its k-means on its embedding; ``graph`` is (N, N)
+    memory to use."""
+    import torch
+    from sklearn.cluster import k_means
+
+    from rdx.methods.eigensolvers import single_thread
+    from rdx.methods.rdx import graph_spectral_embedding, symmetric_affinity
+
+    exp_pass = _median_seconds(
+        lambda: torch.mul(difference, exponent, out=graph).exp_(), repeats, synchronise
+    )
+    symmetric_affinity(difference, exponent, out=graph)
+    block = torch.randn((graph.shape[0], record["block"]), dtype=graph.dtype, device=graph.device)
+    product = _median_seconds(lambda: graph @ block, 4 * repeats, synchronise)
+    embedding, generator, _ = graph_spectral_embedding(graph, model.n_clusters, model.random_state)
+    state = generator.get_state()
+
+    def cluster() -> None:
+        generator.set_state(state)  # every repeat runs the fit's k-means from the fit's generator state
+        with single_thread():
+            k_means(embedding, model.n_clusters, random_state=generator, n_init=10)
+
+    return {
+        "affinity_exp_s": exp_pass,
+        "eigensolver_products_s": record["block_products"] * product,
+        "k_means_s": _median_seconds(cluster, repeats, synchronise),
+    }
+
+
 # ----------------------------------------------------------------------------------------------------
 # Worker: one (N, d, implementation) in this process
 
@@ -369,6 +507,9 @@ def run_worker(args: argparse.Namespace) -> None:
 
     result["peak_rss_kb"] = peak_rss_kb()
     result["ru_maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if args.worker == "a" and args.floor and labels and "exact" in model.explanation_.info:
+        # after the peak is taken: the bound's own matrices are not the fit's memory
+        result["method_floor"] = method_floor(X_A, X_B, model, result["floor"]["floor_s"], args.repeats)
     for direction in DIRECTIONS:
         if direction in labels:
             np.save(workdir / f"labels_{args.worker}_{direction}.npy", np.asarray(labels[direction]))
@@ -601,6 +742,8 @@ FLOOR_COLUMNS = [
     "sorts (s)",
     "floor CPU (s)",
     "fit / floor",
+    "bound (s)",
+    "bound / floor",
     "time b (s)",
     "b / a",
 ]
@@ -624,6 +767,8 @@ def floor_row(row: dict[str, Any]) -> list[str] | None:
         f"{floor['sorts_s']:.2f}",
         f"{floor['cpu_s']:.2f}",
         f"{a['time_s'] / floor['floor_s']:.1f}×",
+        f"{a['method_floor']['bound_s']:.2f}" if "method_floor" in a else DASH,
+        f"{a['method_floor']['bound_over_floor']:.2f}×" if "method_floor" in a else DASH,
         b_time,
         speed_up,
     ]
@@ -746,8 +891,15 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         print(
             "floor: (a)'s distance products and row sorts alone, in its process between its fits; times are "
             f"medians of {args.repeats} repeat(s); CPU: process CPU time (wall times include waiting for a "
-            "shared machine's cores)."
+            "shared machine's cores). bound: the floor plus what any exact RDX with (a)'s labels must "
+            "also do (method_floor: rank inversion, difference formula, one exp per direction, the "
+            "eigensolver's block products, k-means), each timed alone after the fits."
         )
+        for row in rows:
+            bound = (row["a"] or {}).get("method_floor")
+            if bound:
+                parts = ", ".join(f"{k[:-2]} {v:.3f}" for k, v in bound.items() if k.endswith("_s"))
+                print(f"N={row['n']} d={row['d']} bound parts (s): {parts}")
     print()
     for note in notes:
         print(note)

@@ -113,6 +113,19 @@ def test_floor_is_timed_beside_repeated_fits_and_tabled(bench, tmp_path, capsys)
     assert [c.strip() for c in header.strip("|").split("|")] == bench.FLOOR_COLUMNS
     cells = [c.strip() for c in cells.strip("|").split("|")]
     assert cells[:2] == ["300", "16"] and cells[8] == f"{a['time_s'] / floor['floor_s']:.1f}×"
+    # the method's floor: the floor plus the parts any exact RDX with these labels must do, timed alone
+    bound = a["method_floor"]
+    parts = [
+        "rank_inversion_s",
+        "difference_formula_s",
+        "affinity_exp_s",
+        "eigensolver_products_s",
+        "k_means_s",
+    ]
+    assert all(bound[part] > 0 for part in parts) and bound["floor_s"] == floor["floor_s"]
+    assert bound["bound_s"] == pytest.approx(floor["floor_s"] + sum(bound[part] for part in parts))
+    assert floor["floor_s"] < bound["bound_s"] < a["time_s"]  # a lower bound of the fit, above the floor
+    assert cells[9:11] == [f"{bound['bound_s']:.2f}", f"{bound['bound_over_floor']:.2f}×"]
     assert report["floor_markdown"] in capsys.readouterr().out
     # the data: six clusters of A, B merges two and splits one
     _, _, truth_A, truth_B = bench.make_pair(300, 16, seed=0, n_clusters=6, return_truth=True)

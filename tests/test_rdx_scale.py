@@ -334,9 +334,33 @@ def test_both_paths_are_difference_graphs_behind_the_same_estimator_interface():
         np.testing.assert_array_equal(affinities["01"], model.affinity_matrix("01"))
         with pytest.raises(KeyError):
             affinities["11"]
-    assert graphs["exact"].info() == {} and set(graphs["sparse"].info()) == {"sparse"}
+    assert set(graphs["exact"].info()) == {"exact"} and set(graphs["sparse"].info()) == {"sparse"}
     with pytest.raises(ValueError, match="sparse path's"):
         graphs["exact"].difference_graph("10")
+
+
+def test_exact_path_records_its_eigensolver_like_the_sparse_path():
+    X_A, X_B, _ = planted(seed=7, per_cluster=40)
+    model = RDX(n_concepts=2, gamma=0.05, device="cpu", path="exact").fit(X_A, X_B)
+    spectral = model.explanation_.info["exact"]["spectral"]
+    assert set(spectral) == {"10", "01"}
+    for direction, record in spectral.items():
+        values = np.array(record["eigenvalues"])
+        assert len(values) == model.n_clusters and np.all(np.diff(values) >= 0)
+        # the normalised adjacency of a connected graph has leading eigenvalue exactly 1
+        assert values[-1] == pytest.approx(1.0, abs=1e-6)
+        # the recorded eigenvalues are those of the direction's graph, D^-1/2 W D^-1/2
+        graph = model.affinity_matrix(direction).astype(np.float64)
+        graph = (graph + graph.T) / 2
+        np.fill_diagonal(graph, 0.0)
+        scale = 1.0 / np.sqrt(graph.sum(axis=1))
+        expected = np.linalg.eigvalsh(scale[:, None] * graph * scale[None, :])[-len(values) :]
+        np.testing.assert_allclose(values, expected, atol=1e-5)
+        assert record["converged"] and record["residual"] <= 1e-6
+        assert record["operator_products"] == record["block_products"] * record["block"] > 0
+    # greedy clusterings have no eigensolver to record
+    greedy = RDX(n_concepts=2, gamma=0.05, device="cpu", clustering="pagerank").fit(X_A, X_B)
+    assert "exact" not in greedy.explanation_.info
 
 
 def test_auto_choice_follows_n_and_the_memory_budget(monkeypatch):

@@ -350,7 +350,8 @@ def spectral_labels(
         (N,) int64 labels in 0..n_clusters-1 (arbitrary order; see ``order_clusters``).
     """
     graph = _symmetric_graph(affinity, in_place)
-    return graph_spectral_labels(torch.from_numpy(graph), n_clusters, random_state)
+    labels, _ = graph_spectral_labels(torch.from_numpy(graph), n_clusters, random_state)
+    return labels
 
 
 def spectral_tolerance(dtype: torch.dtype) -> float:
@@ -360,20 +361,25 @@ def spectral_tolerance(dtype: torch.dtype) -> float:
     return 1e-6 if dtype == torch.float32 else 1e-9
 
 
-def graph_spectral_labels(graph: torch.Tensor, n_clusters: int, random_state: int) -> np.ndarray:
-    """Spectral clustering of a symmetric graph W (N, N) with a zero diagonal, on W's device.
+def graph_spectral_embedding(
+    graph: torch.Tensor, n_clusters: int, random_state: int
+) -> tuple[np.ndarray, np.random.RandomState, dict[str, Any]]:
+    """The spectral embedding of a symmetric graph W (N, N) with a zero diagonal, on W's device.
 
-    The embedding is the leading ``n_clusters`` eigenvectors of the normalised adjacency D^-1/2 W D^-1/2
+    The leading ``n_clusters`` eigenvectors of the normalised adjacency D^-1/2 W D^-1/2
     (``eigensolvers.leading_eigenvectors``: block Lanczos with W's block products on its device; the
     normalisation is applied to the vectors, W is not modified) times D^-1/2, as scikit-learn's
-    ``spectral_clustering`` computes it; only this (N, k) embedding leaves the device, for k-means.
+    ``spectral_clustering`` computes it; only this (N, k) embedding leaves the device.
 
     One ``RandomState(random_state)`` first draws the start vector scikit-learn would give ARPACK (the
-    first column of the start block) and then seeds k-means (10 initialisations), the order scikit-learn
-    uses, so the labels equal scikit-learn's for the same random_state.
+    first column of the start block); it is returned, in that state, to seed k-means
+    (``graph_spectral_labels``).
 
     Returns:
-        (N,) int64 labels in 0..n_clusters-1 (arbitrary order; see ``order_clusters``).
+        (embedding (N, n_clusters) float64 on the host, the RandomState, info): info is what the
+        eigensolver found and spent, as the sparse path records it: {"eigensolver", "eigenvalues"
+        (ascending), "operator_products" (vectors multiplied), "block_products", "block", "residual",
+        "converged"}.
     """
     n = graph.shape[0]
     degree = torch.cat([block.sum(dim=1, dtype=torch.float64) for block in _row_chunks(graph)])
@@ -399,10 +405,35 @@ def graph_spectral_labels(graph: torch.Tensor, n_clusters: int, random_state: in
         tol=spectral_tolerance(graph.dtype),
         basis_blocks=DENSE_BASIS_BLOCKS,
     )
-    embedding = (found.vectors * scale).cpu().numpy()
+    info = {
+        "eigensolver": "block_lanczos",
+        "eigenvalues": [float(value) for value in found.values.cpu()],
+        "operator_products": found.products * found.block,
+        "block_products": found.products,
+        "block": found.block,
+        "residual": found.residual,
+        "converged": found.converged,
+    }
+    return (found.vectors * scale).cpu().numpy(), generator, info
+
+
+def graph_spectral_labels(
+    graph: torch.Tensor, n_clusters: int, random_state: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Spectral clustering of a symmetric graph W (N, N) with a zero diagonal, on W's device.
+
+    k-means (10 initialisations, on one thread) on ``graph_spectral_embedding``, seeded by its
+    RandomState after the start vector, the order scikit-learn uses, so the labels equal scikit-learn's
+    ``spectral_clustering`` for the same random_state.
+
+    Returns:
+        (labels, info): (N,) int64 labels in 0..n_clusters-1 (arbitrary order; see ``order_clusters``),
+        and the eigensolver's record (``graph_spectral_embedding``).
+    """
+    embedding, generator, info = graph_spectral_embedding(graph, n_clusters, random_state)
     with single_thread():
         _, labels, _ = k_means(embedding, n_clusters, random_state=generator, n_init=10)
-    return labels.astype(np.int64)
+    return labels.astype(np.int64), info
 
 
 def centrality_scores(graph: np.ndarray, kind: str, damping: float = 0.85, tol: float = 1e-10) -> np.ndarray:
@@ -669,6 +700,7 @@ class ExactGraph:
     largest: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     neighbour_lists: dict[str, NeighbourLists] = field(default_factory=dict, init=False, repr=False)
     clustered: set[str] = field(default_factory=set, init=False, repr=False)
+    spectral: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
     graph_memory: torch.Tensor | None = field(default=None, init=False, repr=False)
 
     def add_difference(self, X_A: np.ndarray, X_B: np.ndarray, directions: tuple[str, ...]) -> None:
@@ -762,7 +794,10 @@ class ExactGraph:
         self.clustered.add(direction)
         self.graph_memory = graph if self.clustered < self.differences.keys() else None
         if self.clustering == "spectral":
-            return graph_spectral_labels(graph, self.n_clusters, self.random_state)
+            labels, self.spectral[direction] = graph_spectral_labels(
+                graph, self.n_clusters, self.random_state
+            )
+            return labels
         return graph_centrality_clusters(
             graph.cpu().numpy(), self.n_clusters, self.clustering, self.cluster_size
         )
@@ -785,7 +820,7 @@ class ExactGraph:
         raise ValueError("difference_graph is the sparse path's; this fit took the exact path")
 
     def info(self) -> dict[str, Any]:
-        return {}
+        return {"exact": {"spectral": dict(self.spectral)}} if self.spectral else {}
 
 
 class AffinityMatrices(Mapping[str, np.ndarray]):
@@ -873,7 +908,9 @@ class RDX(BaseEstimator):
         guide_labels_: {"A": labels, "B": labels} when guided.
         explanation_: the ``Explanation`` (side "B" from direction 10, side "A" from direction 01).
             Its info records the path ("path", "path_reason") and, for the sparse path, the union
-            graph ("sparse": pairs, connected components, estimated-rank fractions, eigensolver).
+            graph ("sparse": pairs, connected components, estimated-rank fractions, eigensolver); the
+            exact path's spectral clustering records its eigensolver per direction ("exact": {"spectral":
+            {direction: eigenvalues, block products, residual}}).
         path_: "exact" or "sparse", the path this fit took.
         timings_: seconds per stage of the last fit ("difference": distances, ranks and difference, or
             the sparse path's neighbour pass and cells; "clustering_10", "grids_10", ...).
