@@ -202,7 +202,7 @@ def run_worker(args: argparse.Namespace) -> None:
     if on_gpu:
         result["gpu_peak_gb"] = torch.cuda.max_memory_allocated() / 1024**3
     result["timings_s"] = dict(model.timings_)
-    keep = ("path", "path_reason", "sparse")
+    keep = ("path", "path_reason", "sparse", "exact")
     result["info"] = {k: v for k, v in model.explanation_.info.items() if k in keep}
     start = time.perf_counter()
     result["mbsr"] = binary_success_rate(model.explanation_, X_A, X_B)
