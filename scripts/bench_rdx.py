@@ -235,6 +235,17 @@ def project_grids(model: Any) -> dict[str, list[np.ndarray]]:
     return grids
 
 
+def packed_keys(keys: Any) -> Any:
+    """(b, N) float32 squared-distance keys (used up) -> int64 (key bits << c) | column, c = bits of
+    N - 1: what the fit's ranks sort (negative keys count as 0)."""
+    import torch
+
+    n = keys.shape[1]
+    shift = max(1, (n - 1).bit_length())
+    packed = keys.clamp_(min=0.0).view(torch.int32).to(torch.int64).mul_(1 << shift)
+    return packed.add_(torch.arange(n, device=keys.device))
+
+
 def distance_floor(
     X_A: np.ndarray, X_B: np.ndarray, dtype: str = "float32", device: str = "auto"
 ) -> dict[str, float]:
@@ -263,7 +274,6 @@ def distance_floor(
     products = sorts = 0.0
     cpu_started = time.process_time()
     n = X_A.shape[0]
-    shift = max(1, (n - 1).bit_length())
     for X in (X_A, X_B):
         features, _ = centred_features(X, torch_dtype(dtype), device)
         for rows in row_blocks(n, n, 2 * ROW_BYTES_PER_ENTRY + 12, DEFAULT_BLOCK_BYTES):
@@ -272,9 +282,7 @@ def distance_floor(
             keys = features[rows] @ features.T
             synchronise()
             products += time.perf_counter() - started
-            keys.clamp_(min=0.0)
-            packed = keys.view(torch.int32).to(torch.int64).mul_(1 << shift)
-            packed.add_(torch.arange(n, device=device))
+            packed = packed_keys(keys)
             synchronise()
             started = time.perf_counter()
             sort_rows_in_place(packed)
@@ -358,8 +366,7 @@ def _rank_inversion(X_A: np.ndarray, X_B: np.ndarray, device: Any, repeats: int,
     for X, model_ranks in zip((X_A, X_B), ranks, strict=True):
         features, _ = centred_features(X, torch_dtype("float32"), device)
         for rows in row_blocks(n, n, 2 * ROW_BYTES_PER_ENTRY + 12, DEFAULT_BLOCK_BYTES):
-            packed = (features[rows] @ features.T).clamp_(min=0.0).view(torch.int32).to(torch.int64)
-            packed.mul_(1 << shift).add_(torch.arange(n, device=device))
+            packed = packed_keys(features[rows] @ features.T)
             sort_rows_in_place(packed)
             order = packed.bitwise_and_((1 << shift) - 1)
             scatter = functools.partial(
